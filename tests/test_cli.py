@@ -1,0 +1,69 @@
+"""The ``mann`` command: one clear line and exit status 2 for every user mistake."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mann.cli import main
+
+
+def run_cli(args, capsys):
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    "flags,match",
+    [
+        (["--ways", "1"], "--ways 1"),
+        (["--shots", "0"], "--shots 0"),
+        (["--shots", "20"], "K <= 19"),
+        (["--batch-size", "0"], "--batch-size 0"),
+        (["--hidden", "0"], "--hidden 0"),
+        (["--split", "imagenet"], "--split 'imagenet'"),
+        (["--device", "tpu"], "--device 'tpu'"),
+        (["--ways", "101", "--split", "cs330"], "larger than the split's 100 classes"),
+    ],
+)
+def test_bad_training_flags(flags, match, synthetic_root, tmp_path, capsys):
+    code, out, err = run_cli(["train", "--out", str(tmp_path / "run"), "--data-root", str(synthetic_root), *flags], capsys)
+    assert code == 2
+    assert err.startswith("mann: error:") and match in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_missing_data_root(tmp_path, capsys):
+    code, _, err = run_cli(["train", "--out", str(tmp_path / "r"), "--data-root", str(tmp_path / "none"), "--no-download"], capsys)
+    assert code == 2 and "OMNIGLOT_ROOT" in err
+
+
+def test_unwritable_output_folder(tmp_path, synthetic_root, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run_cli(["train", "--out", str(blocker / "run"), "--data-root", str(synthetic_root)], capsys)
+    assert code == 2 and "--out" in err and "cannot write" in err
+
+
+def test_train_writes_summary_with_test_accuracy(tmp_path, synthetic_root, capsys):
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(
+        ["train", "-N", "2", "-K", "1", "--hidden", "8", "--steps", "20", "-B", "4", "--test-episodes", "30",
+         "--val-episodes", "10", "--eval-every", "10", "--seed", "3", "--out", str(out),
+         "--data-root", str(synthetic_root), "--quiet", "--device", "cpu"],
+        capsys,
+    )
+    assert code == 0 and "test accuracy" in stdout
+    assert 0 <= json.loads((out / "summary.json").read_text())["test_accuracy"] <= 1
+
+
+def test_console_script_is_installed(tmp_path):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run([sys.executable, "-m", "mann.cli", "train", "--ways", "0", "--out", str(tmp_path)],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 2 and "mann: error: --ways 0" in result.stderr
