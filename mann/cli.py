@@ -139,8 +139,14 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_bench_parser(sub) -> None:
+    from mann.bench import add_parser
+
+    add_parser(sub)
+
+
 # Each entry adds one subcommand; keep them in the order of the help text.
-PARSERS = [add_train_parser, add_report_parser, add_data_parser]
+PARSERS = [add_train_parser, add_report_parser, add_bench_parser, add_data_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,52 +28,58 @@ class LSTMSequence(torch.autograd.Function):
 
     x: float32 [B, T, D]; w_ih: [4H, D]; w_hh: [4H, H]; b_ih, b_hh: [4H].
     Returns h: float32 [B, T, H]. Gate order i, f, g, o as in ``nn.LSTM``.
+
+    Per time step only the recurrent product and a few element-wise ops run.
+    Whatever does not depend on the step-to-step recursion (the input
+    projection, the gates' derivatives, the weight gradients) is done for the
+    whole sequence at once: on tensors this small the cost is per op, not per
+    element.
     """
 
     @staticmethod
     def forward(ctx, x, w_ih, w_hh, b_ih, b_hh):
         batch, steps, _ = x.shape
         hidden = w_hh.shape[1]
-        proj = torch.addmm(b_ih + b_hh, x.reshape(batch * steps, -1), w_ih.t())
-        proj = proj.view(batch, steps, 4 * hidden)
-        acts = torch.empty_like(proj)  # activated gates, kept for backward
+        # Pre-activations of all steps at once; activated in place step by step.
+        acts = torch.addmm(b_ih + b_hh, x.reshape(batch * steps, -1), w_ih.t()).view(batch, steps, 4 * hidden)
         hs = x.new_zeros(batch, steps + 1, hidden)  # hs[:, t] = h_{t-1}
-        cs = x.new_zeros(batch, steps + 1, hidden)
+        cs = x.new_zeros(batch, steps + 1, hidden)  # cs[:, t] = c_{t-1}
+        tanh_c = x.new_empty(batch, steps, hidden)
         w_hh_t = w_hh.t()
         for t in range(steps):
-            gates = torch.addmm(proj[:, t], hs[:, t], w_hh_t)
             a = acts[:, t]
-            torch.sigmoid(gates, out=a)
-            # g takes tanh, not sigmoid
-            torch.tanh(gates[:, 2 * hidden:3 * hidden], out=a[:, 2 * hidden:3 * hidden])
+            a.addmm_(hs[:, t], w_hh_t)
+            a[:, : 2 * hidden].sigmoid_()
+            a[:, 2 * hidden:3 * hidden].tanh_()
+            a[:, 3 * hidden:].sigmoid_()
             i, f, g, o = a.chunk(4, dim=1)
-            c = torch.addcmul(f * cs[:, t], i, g)
-            cs[:, t + 1] = c
-            torch.mul(o, torch.tanh(c), out=hs[:, t + 1])
-        ctx.save_for_backward(x, w_ih, w_hh, acts, hs, cs)
+            torch.addcmul(f * cs[:, t], i, g, out=cs[:, t + 1])
+            torch.tanh(cs[:, t + 1], out=tanh_c[:, t])
+            torch.mul(o, tanh_c[:, t], out=hs[:, t + 1])
+        ctx.save_for_backward(x, w_ih, w_hh, acts, hs, cs, tanh_c)
         return hs[:, 1:]
 
     @staticmethod
     def backward(ctx, grad_h):
-        x, w_ih, w_hh, acts, hs, cs = ctx.saved_tensors
+        x, w_ih, w_hh, acts, hs, cs, tanh_c = ctx.saved_tensors
         batch, steps, hidden = grad_h.shape
-        dgates = torch.empty_like(acts)
+        i, f, g, o = acts.unflatten(-1, (4, hidden)).unbind(2)  # each [B, T, H]
+        # d(pre-activation) = dc * factor for i, f, g and dh * factor for o;
+        # the factors need no recursion, so they are made for all steps at once.
+        dc_factor = torch.stack([g * i * (1 - i), cs[:, :-1] * f * (1 - f), i * (1 - g * g)], dim=2)  # [B, T, 3, H]
+        dh_to_dc = o * (1 - tanh_c * tanh_c)
+        dh_to_do = tanh_c * o * (1 - o)
+        dgates = acts.new_empty(batch, steps, 4, hidden)
         dh = grad_h.new_zeros(batch, hidden)
         dc = grad_h.new_zeros(batch, hidden)
         for t in reversed(range(steps)):
-            i, f, g, o = acts[:, t].chunk(4, dim=1)
             dh = dh + grad_h[:, t]
-            tanh_c = torch.tanh(cs[:, t + 1])
-            dc = dc + dh * o * (1 - tanh_c * tanh_c)
-            d = dgates[:, t]
-            di, df, dg, do = d.chunk(4, dim=1)
-            torch.mul(dc * g, i * (1 - i), out=di)
-            torch.mul(dc * cs[:, t], f * (1 - f), out=df)
-            torch.mul(dc * i, 1 - g * g, out=dg)
-            torch.mul(dh * tanh_c, o * (1 - o), out=do)
-            dc = dc * f
-            dh = d @ w_hh
-        flat = dgates.reshape(batch * steps, -1)
+            dc = torch.addcmul(dc, dh, dh_to_dc[:, t])
+            torch.mul(dc.unsqueeze(1), dc_factor[:, t], out=dgates[:, t, :3])
+            torch.mul(dh, dh_to_do[:, t], out=dgates[:, t, 3])
+            dc = dc * f[:, t]
+            dh = dgates[:, t].reshape(batch, 4 * hidden) @ w_hh
+        flat = dgates.view(batch * steps, 4 * hidden)
         grad_x = grad_w_ih = grad_w_hh = grad_b = None
         if ctx.needs_input_grad[0]:
             grad_x = (flat @ w_ih).view(x.shape)

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from episodes.errors import UsageError
 from episodes.omniglot import OmniglotStore
+from episodes.prefetch import Prefetcher
 from episodes.sampler import EpisodeSampler, check_episode_shape, fixed_episodes
 from episodes.splits import Split, make_split
 from mann.config import TrainConfig
@@ -131,6 +132,7 @@ def train(
     if resume and checkpoint.exists():
         start_step, log_rows, elapsed = _load_checkpoint(checkpoint, config, model, optimizer, sampler)
 
+    batches = Prefetcher(sampler)  # started after a resume has restored the generator
     bar = tqdm(
         total=config.steps, initial=start_step, disable=not progress, dynamic_ncols=True,
         desc=f"train N={config.ways} K={config.shots} H={config.hidden}",
@@ -140,7 +142,7 @@ def train(
     window_acc = torch.zeros((), device=device)
     window = 0
     for step in range(start_step + 1, config.steps + 1):
-        images, labels = sampler.sample()
+        images, labels = batches.next()
         preds = forward(model, images, labels)
         loss = loss_function(preds, labels)
         optimizer.zero_grad(set_to_none=True)
@@ -168,8 +170,9 @@ def train(
             window_acc.zero_()
             window = 0
         if step % config.checkpoint_every == 0 or step == config.steps:
-            _save_checkpoint(checkpoint, config, step, model, optimizer, sampler, log_rows, time.perf_counter() - t0)
+            _save_checkpoint(checkpoint, config, step, model, optimizer, batches.state(), log_rows, time.perf_counter() - t0)
     bar.close()
+    batches.close()
     train_time = time.perf_counter() - t0
 
     test_batches = fixed_episodes(splits.test, config.ways, config.shots, config.test_episodes, config.eval_seed, device)
@@ -217,13 +220,13 @@ def _write_log(path: Path, rows: list[dict]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def _save_checkpoint(path, config, step, model, optimizer, sampler, log_rows, elapsed) -> None:
+def _save_checkpoint(path, config, step, model, optimizer, sampler_state, log_rows, elapsed) -> None:
     state = {
         "config": config.to_dict(),
         "step": step,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
-        "sampler_generator": sampler.generator.get_state(),
+        "sampler_generator": sampler_state,
         "log": log_rows,
         "elapsed": elapsed,
     }

@@ -1,0 +1,280 @@
+"""Benchmarks: every figure beside its baseline, measured in the same run.
+
+* sampler episodes/s: ``EpisodeSampler`` vs the starter-style per-episode
+  file-reading generator (cached and uncached) vs learn2learn's ``Taskset`` with
+  ``FusedNWaysKShots``;
+* model step (forward + backward + Adam): the trainer's path vs stock ``nn.LSTM``;
+* end to end: ``mann train`` steps/s and peak memory vs a starter-style loop
+  (a DataLoader over the per-episode generator, stock MANN), each in its own
+  process so peak resident memory is its own.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import torch
+
+from episodes.omniglot import OmniglotStore, load_omniglot
+from episodes.png_tree import write_png_tree
+from episodes.sampler import EpisodeSampler
+from episodes.splits import Split, make_split
+from episodes.starter_sampler import StarterStyleGenerator
+from mann.config import TrainConfig
+from mann.fast_lstm import fast_forward
+from mann.model import MANN, loss_function
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    sampler_shapes: tuple[tuple[int, int], ...] = ((2, 1), (5, 1), (20, 1), (2, 5), (5, 5), (20, 5))
+    model_shapes: tuple[tuple[int, int], ...] = ((2, 1), (5, 1), (2, 5), (5, 5))
+    end_to_end_shape: tuple[int, int] = (5, 1)
+    batch_size: int = 128
+    hidden: int = 128
+    seconds: float = 1.0  # time budget of one measurement
+    e2e_steps: int = 200
+
+
+QUICK = BenchPlan(sampler_shapes=((5, 1),), model_shapes=((5, 1),), seconds=0.3, e2e_steps=30)
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def seconds_per_call(fn: Callable[[], object], budget: float, warmup: int = 2) -> float:
+    """Median seconds per call over repeats filling about ``budget`` seconds."""
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < budget or len(times) < 3:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def sampler_rates(split: Split, tree: Path, plan: BenchPlan) -> pd.DataFrame:
+    """Episodes/s of each sampler for each (N, K) of the plan, B = plan.batch_size."""
+    folders = [tree / name for name in split.characters]
+    warm = StarterStyleGenerator(folders, 2, 1, cache=True, seed=0)
+    for folder in folders:  # the cached variant at its steady state: every image decoded once
+        for name in os.listdir(folder):
+            warm._image(folder / name)
+    rows = []
+    for ways, shots in plan.sampler_shapes:
+        batch = plan.batch_size
+        ours = EpisodeSampler(split, ways, shots, batch_size=batch, seed=0)
+        rates = {"mann-bench EpisodeSampler": batch / seconds_per_call(ours.sample, plan.seconds)}
+        for label, cache in (("starter-style, cached", True), ("starter-style, uncached", False)):
+            gen = StarterStyleGenerator(folders, ways, shots, cache=cache, seed=0)
+            if cache:
+                gen.images = warm.images
+            rates[label] = 1 / seconds_per_call(gen._sample, plan.seconds / 4)
+        l2l = learn2learn_taskset(split, ways, shots)
+        if l2l is not None:
+            rates["learn2learn Taskset (FusedNWaysKShots)"] = 1 / seconds_per_call(l2l.sample, plan.seconds / 4)
+        for name, rate in rates.items():
+            rows.append({"N": ways, "K": shots, "B": batch, "sampler": name, "episodes/s": rate})
+    table = pd.DataFrame(rows)
+    ours = table[table.sampler == "mann-bench EpisodeSampler"].set_index(["N", "K"])["episodes/s"]
+    table["ours ÷ this"] = [ours[(n, k)] / r for n, k, r in zip(table.N, table.K, table["episodes/s"])]
+    return table
+
+
+def learn2learn_taskset(split: Split, ways: int, shots: int):
+    """learn2learn's fastest Omniglot-style task pipeline over the same images, or None."""
+    try:
+        import contextlib
+        import io
+
+        with contextlib.redirect_stderr(io.StringIO()):  # gym prints a notice on import
+            import learn2learn as l2l
+    except ImportError:
+        return None
+    classes, drawers = split.images.shape[:2]
+    images = torch.from_numpy(split.images.reshape(classes * drawers, 1, 28, 28)).float().div_(255)
+    targets = torch.arange(classes).repeat_interleave(drawers)
+    dataset = torch.utils.data.TensorDataset(images, targets)
+    labels_to_indices = {c: list(range(c * drawers, (c + 1) * drawers)) for c in range(classes)}
+    meta = l2l.data.MetaDataset(dataset, labels_to_indices=labels_to_indices)
+    transforms = [
+        l2l.data.transforms.FusedNWaysKShots(meta, n=ways, k=shots + 1),
+        l2l.data.transforms.LoadData(meta),
+        l2l.data.transforms.RemapLabels(meta),
+        l2l.data.transforms.ConsecutiveLabels(meta),
+    ]
+    return l2l.data.Taskset(meta, task_transforms=transforms, num_tasks=-1)
+
+
+def model_step_times(plan: BenchPlan) -> pd.DataFrame:
+    """Milliseconds per training step (forward + backward + Adam) of each path."""
+    rows = []
+    gen = torch.Generator().manual_seed(0)
+    for ways, shots in plan.model_shapes:
+        images = torch.rand(plan.batch_size, shots + 1, ways, 784, generator=gen)
+        labels = torch.eye(ways).expand(plan.batch_size, shots + 1, ways, ways).contiguous()
+        model = MANN(ways, shots + 1, plan.hidden, generator=gen)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        paths = {"stock nn.LSTM (reference)": lambda: model(images, labels), "mann-bench fast path": lambda: fast_forward(model, images, labels)}
+        times = {}
+        for name, forward in paths.items():
+            def step(forward=forward):
+                optimizer.zero_grad(set_to_none=True)
+                loss_function(forward(), labels).backward()
+                optimizer.step()
+
+            times[name] = seconds_per_call(step, plan.seconds) * 1e3
+        for name, ms in times.items():
+            rows.append({"N": ways, "K": shots, "B": plan.batch_size, "H": plan.hidden, "path": name, "ms/step": ms,
+                         "speed-up vs stock": times["stock nn.LSTM (reference)"] / ms})
+    return pd.DataFrame(rows)
+
+
+def _e2e_child(kind: str, data_root: str | None, plan: BenchPlan, threads: int, queue) -> None:
+    torch.set_num_threads(threads)
+    store = load_omniglot(data_root)
+    ways, shots = plan.end_to_end_shape
+    if kind == "ours":
+        from mann.train import train
+
+        config = TrainConfig(ways=ways, shots=shots, hidden=plan.hidden, steps=plan.e2e_steps, batch_size=plan.batch_size,
+                             eval_every=10**9, val_episodes=10, test_episodes=10, checkpoint_every=10**9, device="cpu")
+        with tempfile.TemporaryDirectory() as out:
+            steps_per_s = train(config, store, out, progress=False)["steps_per_s"]
+    else:
+        split = make_split(store, "cs330", "train")
+        with tempfile.TemporaryDirectory() as tmp:
+            tree = write_png_tree(store, Path(tmp) / "omniglot_resized")
+            folders = [tree / name for name in split.characters]
+            loader = torch.utils.data.DataLoader(StarterStyleGenerator(folders, ways, shots, cache=True, seed=0),
+                                                 batch_size=plan.batch_size, num_workers=0)
+            model = MANN(ways, shots + 1, plan.hidden, generator=torch.Generator().manual_seed(0))
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+            batches = iter(loader)
+            start = time.perf_counter()
+            for _ in range(plan.e2e_steps):
+                images, labels = next(batches)
+                loss = loss_function(model(images, labels), labels)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            steps_per_s = plan.e2e_steps / (time.perf_counter() - start)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put({"steps_per_s": steps_per_s, "peak_rss_mib": peak_mib})
+
+
+def end_to_end(data_root: str | None, plan: BenchPlan, threads: int) -> pd.DataFrame:
+    """Training steps/s and peak resident memory of each loop, each in a fresh process."""
+    ctx = mp.get_context("spawn")
+    rows = []
+    labels = {"ours": "mann train (resident uint8 episodes, fast path)", "starter": "starter-style loop (DataLoader + per-episode files, stock LSTM)"}
+    for kind, label in labels.items():
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_e2e_child, args=(kind, data_root, plan, threads, queue))
+        proc.start()
+        result = queue.get()
+        proc.join()
+        ways, shots = plan.end_to_end_shape
+        rows.append({"N": ways, "K": shots, "B": plan.batch_size, "H": plan.hidden, "loop": label,
+                     "steps/s": result["steps_per_s"], "25k-step run (min)": 25_000 / result["steps_per_s"] / 60,
+                     "peak RSS (MiB)": result["peak_rss_mib"]})
+    table = pd.DataFrame(rows)
+    table["speed-up vs starter"] = table["steps/s"] / table["steps/s"].iloc[-1]
+    return table
+
+
+def run_benchmarks(data_root: str | None, plan: BenchPlan, parts: set[str], progress=print) -> dict[str, pd.DataFrame]:
+    store: OmniglotStore = load_omniglot(data_root)
+    split = make_split(store, "cs330", "train")
+    tables = {}
+    if "sampler" in parts:
+        progress("sampler: writing the 28x28 PNG tree and timing samplers ...")
+        with tempfile.TemporaryDirectory() as tmp:
+            tree = write_png_tree(store, Path(tmp) / "omniglot_resized")
+            tables["sampler"] = sampler_rates(split, tree, plan)
+    if "model" in parts:
+        progress("model: timing training steps ...")
+        tables["model"] = model_step_times(plan)
+    if "e2e" in parts:
+        progress("end to end: training in fresh processes ...")
+        tables["e2e"] = end_to_end(data_root, plan, torch.get_num_threads())
+    return tables
+
+
+def format_tables(tables: dict[str, pd.DataFrame], info: dict, command: str) -> str:
+    """All tables as one Markdown document, with the machine and the command."""
+    titles = {"sampler": "Sampler (episodes/s)", "model": "Model step (forward + backward + Adam)", "e2e": "End to end"}
+    lines = ["# mann-bench benchmarks", "", "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), "",
+             "Command:", "", "```", command, "```", ""]
+    for key, table in tables.items():
+        lines += [f"## {titles[key]}", "", table.to_markdown(index=False, floatfmt=".3g"), ""]
+    if "sampler" in tables and "model" in tables:
+        s, m = tables["sampler"], tables["model"]
+        ours = s[s.sampler == "mann-bench EpisodeSampler"].set_index(["N", "K"])
+        fast = m[m.path == "mann-bench fast path"].set_index(["N", "K"])
+        for n, k in fast.index.intersection(ours.index):
+            sample_ms = 1e3 * ours.loc[(n, k), "B"] / ours.loc[(n, k), "episodes/s"]
+            share = sample_ms / (sample_ms + fast.loc[(n, k), "ms/step"])
+            lines.append(f"Sampling share of a training step at N={n}, K={k}: {sample_ms:.2f} ms of "
+                         f"{sample_ms + fast.loc[(n, k), 'ms/step']:.1f} ms ({100 * share:.1f}%).")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def add_parser(sub) -> None:
+    from mann.cli import add_data_args, add_threads_arg
+
+    p = sub.add_parser("bench", help="benchmarks: sampler, model step, end to end, each against its baseline")
+    p.add_argument("--only", nargs="+", choices=["sampler", "model", "e2e"], default=["sampler", "model", "e2e"])
+    p.add_argument("--quick", action="store_true", help="one shape, short timings (a smoke run)")
+    p.add_argument("--out", default=None, help="folder for bench.md and one CSV per table")
+    add_data_args(p)
+    add_threads_arg(p)
+    p.set_defaults(run=run_bench)
+
+
+def run_bench(args) -> int:
+    import sys
+
+    from mann.cli import apply_threads
+    from mann.io import atomic_write_text, ensure_writable_dir
+
+    apply_threads(args.threads)
+    out = ensure_writable_dir(args.out) if args.out else None
+    plan = QUICK if args.quick else BenchPlan()
+    tables = run_benchmarks(args.data_root, plan, set(args.only), progress=lambda m: print(m, file=sys.stderr))
+    command = "mann bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "mann bench"
+    text = format_tables(tables, machine(), command)
+    print(text)
+    if out is not None:
+        for key, table in tables.items():
+            atomic_write_text(out / f"{key}.csv", table.to_csv(index=False))
+        atomic_write_text(out / "bench.md", text)
+    return 0

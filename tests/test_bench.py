@@ -1,0 +1,54 @@
+"""Benchmark plumbing and its baselines (no timings are asserted: speed lives in scripts/bench)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from episodes import make_split
+from episodes.omniglot import OmniglotStore
+from episodes.png_tree import read_png, write_png_tree
+from episodes.starter_sampler import StarterStyleGenerator
+from mann.bench import BenchPlan, format_tables, machine, model_step_times, sampler_rates
+
+
+@pytest.fixture(scope="module")
+def small_store(store):
+    keep = np.r_[0:40, 1000:1030]  # 40 background + 30 evaluation characters
+    return OmniglotStore(store.images[keep], tuple(store.characters[i] for i in keep), store.background[keep], "small")
+
+
+@pytest.fixture(scope="module")
+def tree(small_store, tmp_path_factory):
+    return write_png_tree(small_store, tmp_path_factory.mktemp("resized"))
+
+
+def test_png_tree_round_trips_with_ink_dark(small_store, tree):
+    name = small_store.characters[3]
+    pixels = read_png(tree / name / "05.png")
+    np.testing.assert_array_equal(pixels, 255 - small_store.images[3, 4])
+    assert len(list((tree / name).iterdir())) == 20
+
+
+def test_starter_style_generator_makes_valid_episodes(small_store, tree):
+    folders = [tree / n for n in small_store.characters]
+    for cache in (True, False):
+        images, labels = StarterStyleGenerator(folders, 4, 2, cache=cache, seed=0)._sample()
+        assert images.shape == (3, 4, 784) and labels.shape == (3, 4, 4)
+        np.testing.assert_array_equal(labels[:2], np.tile(np.eye(4), (2, 1, 1)))
+        assert sorted(labels[2].argmax(1)) == [0, 1, 2, 3]
+        # 1 - x / max, as in the assignment: the white background becomes 0
+        assert (images[..., 100:] == 0).all() and (images[..., :3] > 0).any()
+
+
+def test_benchmark_tables_have_every_baseline(small_store, tree):
+    plan = BenchPlan(sampler_shapes=((2, 1),), model_shapes=((2, 1),), batch_size=4, hidden=8, seconds=0.01)
+    split = make_split(small_store, "lake", "test")
+    sampler = sampler_rates(split, tree, plan)
+    assert {"mann-bench EpisodeSampler", "starter-style, cached", "starter-style, uncached"} <= set(sampler.sampler)
+    assert (sampler["episodes/s"] > 0).all()
+    model = model_step_times(plan)
+    assert set(model.path) == {"stock nn.LSTM (reference)", "mann-bench fast path"}
+    text = format_tables({"sampler": sampler, "model": model}, machine(), "mann bench")
+    assert "speed-up vs stock" in text and "Sampling share" in text and torch.__version__ in text
