@@ -105,3 +105,39 @@ def test_wrong_layout_is_refused(tmp_path):
 def test_full_count_synthetic_tree_verifies(synthetic_root):
     store = load_omniglot(synthetic_root, download=False)
     assert len(store) == 1623 and store.background.sum() == 964
+
+
+class _FakeResponse:
+    def __init__(self, payload: bytes):
+        self.payload = payload
+
+    def read(self):
+        return self.payload
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_download_is_md5_checked_against_the_originals(tmp_path, monkeypatch):
+    import episodes.omniglot as om
+
+    seen = []
+    monkeypatch.setattr(om.urllib.request, "urlopen", lambda url, timeout: seen.append(url) or _FakeResponse(b"not a zip"))
+    with pytest.raises(UsageError, match="md5"):
+        load_omniglot(tmp_path / "fresh")
+    assert seen and seen[0].endswith("images_background.zip") and "brendenlake/omniglot" in seen[0]
+    assert not (tmp_path / "fresh" / "images_background.zip").exists()  # nothing unverified is kept
+
+
+def test_offline_download_failure_names_the_setting(tmp_path, monkeypatch):
+    import episodes.omniglot as om
+
+    def offline(url, timeout):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(om.urllib.request, "urlopen", offline)
+    with pytest.raises(UsageError, match="OMNIGLOT_ROOT"):
+        load_omniglot(tmp_path / "fresh")
