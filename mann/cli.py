@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from episodes.errors import UsageError
+from mann.grading import command as grade_command
 
 
 def add_data_args(parser: argparse.ArgumentParser) -> None:
@@ -140,7 +141,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 # Each entry adds one subcommand; keep them in the order of the help text.
-PARSERS = [add_train_parser, add_report_parser, add_data_parser]
+PARSERS = [add_train_parser, add_report_parser, add_data_parser, grade_command.add_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:
