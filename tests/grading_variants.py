@@ -105,3 +105,38 @@ def rubric_for_tests(include: list[str] | None = None, limits: dict | None = Non
     if limits:
         data["limits"].update(limits)
     return parse_rubric(data, "test rubric")
+
+
+def pry_code(paths: dict[str, str]) -> str:
+    """Code put at the top of mann.py that tries to escape the sandbox and prints
+    what happened: `PRY <what>: blocked (<error>)` or `PRY <what>: SUCCEEDED`.
+
+    paths: read-reference, read-rubric, read-other-student, write-results
+    (absolute paths outside the sandbox the code should not reach).
+    """
+    return f'''
+import os as _os, signal as _signal
+def _pry(label, fn):
+    try:
+        fn()
+        print(f"PRY {{label}}: SUCCEEDED", flush=True)
+    except BaseException as err:
+        print(f"PRY {{label}}: blocked ({{type(err).__name__}})", flush=True)
+def _read(path):
+    with open(path) as f:
+        f.read(1)
+def _write(path):
+    with open(path, "w") as f:
+        f.write('{{"score": 1000, "tests": []}}')
+_pry("import-episodes", lambda: __import__("episodes"))
+_pry("import-grader", lambda: __import__("mann.grading"))
+_pry("read-reference", lambda: _read({paths["read-reference"]!r}))
+_pry("read-rubric", lambda: _read({paths["read-rubric"]!r}))
+_pry("read-other-student", lambda: _read({paths["read-other-student"]!r}))
+_pry("write-results", lambda: _write({paths["write-results"]!r}))
+_pry("kill-parent", lambda: _os.kill(_os.getppid(), _signal.SIGKILL))
+_write("results.json")  # the throwaway copy's own folder: allowed, and changes nothing
+if _os.fork() == 0:  # a process that leaves the session, to outlive the test
+    _os.setsid()
+    _os.execv("/bin/sleep", ["sleep", "4321"])
+'''

@@ -78,6 +78,7 @@ class RunResult:
     problem: a one-line explanation when not ok (timeout, crash, exception...).
     info: the probe's JSON report; arrays: its raw outputs (numpy).
     output: the first ``output_kb`` of what the submission printed.
+    leftovers: processes the test left running (killed after it).
     """
 
     ok: bool
@@ -88,6 +89,7 @@ class RunResult:
     traceback: str = ""
     wall_s: float = 0.0
     cpu_s: float = 0.0
+    leftovers: int = 0
 
 
 @dataclass(frozen=True)
@@ -343,7 +345,8 @@ def interpret(answer: dict, outdir: Path, limits: TestLimits) -> RunResult:
     output, size = read_head(outdir / "output.log", limits.output_kb * 1024)
     if size > limits.output_kb * 1024:
         output += f"\n[... output cut: {size} bytes printed, the first {limits.output_kb} KB shown]"
-    result = RunResult(ok=False, output=output, wall_s=answer.get("wall_s") or 0.0, cpu_s=answer.get("cpu_s") or 0.0)
+    result = RunResult(ok=False, output=output, wall_s=answer.get("wall_s") or 0.0, cpu_s=answer.get("cpu_s") or 0.0,
+                       leftovers=int(answer.get("leftovers") or 0))
     info_path = outdir / "info.json"
     info = None
     if info_path.is_file() and info_path.stat().st_size <= INFO_CAP:

@@ -166,7 +166,10 @@ def child(request: dict) -> None:
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.closerange(3, 65536)
+    # Python ignores both; restored so that a broken pipe or a file (or output)
+    # over the size limit ends the process instead of raising in the probe.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
     os.chdir(request["cwd"])
     os.environ.update(request["env"])
     limits = request["limits"]
