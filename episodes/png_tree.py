@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tqdm.auto import tqdm
 
 from episodes.errors import UsageError
 from episodes.omniglot import OmniglotStore
@@ -49,11 +50,14 @@ def assignment_pixels(ink: np.ndarray) -> np.ndarray:
     return 1.0 - png / np.where(peak > 0, peak, 1.0)
 
 
-def write_png_tree(store: OmniglotStore, folder: str | os.PathLike, drawers: int | None = None) -> Path:
+def write_png_tree(
+    store: OmniglotStore, folder: str | os.PathLike, drawers: int | None = None, progress: bool = False
+) -> Path:
     """Materialise the store as ``folder/<alphabet>/<character>/<id>_<drawer>.png``.
 
     drawers: write only the first so many drawers of each character (small
     trees for tests; the assignment's loaders need only K+1 per character).
+    progress: show a bar (the full tree is 32,460 files, tens of seconds).
     Returns the folder. A folder that already holds a complete tree is reused
     as is; the tree is built in a temporary sibling and renamed into place, so
     an interrupted run never leaves a partial tree behind. Files end up
@@ -77,7 +81,7 @@ def write_png_tree(store: OmniglotStore, folder: str | os.PathLike, drawers: int
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
-        for c in range(len(store)):
+        for c in tqdm(range(len(store)), desc="writing PNG tree", unit="character", disable=not progress):
             target = staging / store.characters[c]
             target.mkdir(parents=True)
             for d in range(count):

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from grading_variants import BROKEN, CORRECT, make_variant, rubric_for_tests
+from grading_variants import BROKEN, make_variant, rubric_for_tests
 from mann.grading.gradescope import check_payload
 from mann.grading.grade import Grader
 from mann.grading.outputs import write_submission

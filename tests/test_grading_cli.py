@@ -57,9 +57,14 @@ def class_folder(tmp_path):
     return folder
 
 
-def test_grading_a_mixed_class(class_folder, grading_reference, easy_store, monkeypatch, capsys):
+@pytest.fixture
+def synthetic_data(grading_reference, easy_store, monkeypatch):
+    """`mann grade` reads the synthetic store and its 4-drawer tree instead of Omniglot."""
     monkeypatch.setattr(mann.cli, "load_store", lambda args: easy_store)
-    monkeypatch.setattr(mann.grading.reference, "build_reference", lambda store, tree=None: grading_reference)
+    monkeypatch.setattr(mann.grading.reference, "build_reference", lambda *args, **kwargs: grading_reference)
+
+
+def test_grading_a_mixed_class(class_folder, synthetic_data, capsys):
     out = class_folder.parent / "out"
     code = main(["grade", str(class_folder), "--out", str(out), "--rubric", str(class_folder.parent / "rubric.toml"),
                  "--quiet"])
@@ -85,9 +90,7 @@ def test_grading_a_mixed_class(class_folder, grading_reference, easy_store, monk
     assert "## Score distribution" in printed.out and (out / "summary.md").is_file()
 
 
-def test_one_submission_for_gradescope(class_folder, grading_reference, easy_store, monkeypatch, tmp_path):
-    monkeypatch.setattr(mann.cli, "load_store", lambda args: easy_store)
-    monkeypatch.setattr(mann.grading.reference, "build_reference", lambda store, tree=None: grading_reference)
+def test_one_submission_for_gradescope(class_folder, synthetic_data, tmp_path):
     target = tmp_path / "autograder" / "results" / "results.json"
     code = main(["grade", str(class_folder / "bob"), "--results-json", str(target), "--out", str(tmp_path / "g"),
                  "--rubric", str(class_folder.parent / "rubric.toml"), "--quiet"])

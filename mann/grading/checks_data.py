@@ -212,6 +212,8 @@ def drawers_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> V
         pairs = list(zip(chars[e].ravel().tolist(), drawers[e].ravel().tolist()))
         seen = set()
         for pair in pairs:
+            if pair[1] < 0:  # an image with a pixel-identical twin: its drawer cannot be told
+                continue
             if pair in seen:
                 return fail(f"episode {e}: the same image ({ref.index.name(pair[0])}, drawer {pair[1] + 1}) "
                             f"appears twice; draw the K+1 images of a character from K+1 distinct drawers "

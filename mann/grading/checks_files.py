@@ -2,9 +2,9 @@
 
 ``mann_results_{K}_{N}.npy``: the assignment's deliverable, two arrays saved
 one after the other into one file (labels, then predictions) from the
-student's own training run. Each may be one-hot / logits ([..., N]) or class
-indices, either for the query row only or for whole episodes
-([B, K+1, N, N], whose last row is then taken).
+student's own training run. Each may be floats (one-hot or logits, [..., N])
+or integer class indices, either for the query row only or for whole
+episodes ([B, K+1, N, N], whose last row is then taken).
 """
 
 from __future__ import annotations
@@ -29,10 +29,12 @@ def read_pair(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def classes(values: np.ndarray, ways: int) -> np.ndarray:
-    """Class indices of the query row from one-hot / logits / indices."""
+    """Class indices of the query row: floats [..., N] (one-hot or logits) are
+    reduced by argmax, integers are class indices already."""
     if values.ndim == 4:
         values = values[:, -1]
-    if values.ndim >= 1 and values.shape[-1] == ways and (values.ndim >= 2 and not np.issubdtype(values.dtype, np.integer)):
+    floating = not np.issubdtype(values.dtype, np.integer)
+    if floating and values.ndim >= 2 and values.shape[-1] == ways:
         return values.argmax(-1)
     return values.astype(np.int64)
 

@@ -58,7 +58,7 @@ def run_grade(args: argparse.Namespace) -> int:
     if results_json is not None:
         ensure_writable_dir(results_json.parent, "--results-json")
     store = load_store(args)
-    reference = build_reference(store, Path(args.tree) if args.tree else None)
+    reference = build_reference(store, Path(args.tree) if args.tree else None, progress=not args.quiet)
     exclude = [out, *(s.source for s in submissions)] + ([results_json] if results_json else [])
     results = []
     with Grader(reference, rubric, exclude=exclude, sandbox_user=args.sandbox_user) as grader:

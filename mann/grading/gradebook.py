@@ -31,11 +31,13 @@ def gradebook(results: list["SubmissionResult"]) -> pd.DataFrame:
 def distribution(book: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(statistics of the total, histogram of the total in 10% buckets, pass rate per test)."""
     total, top = book["total"].astype(float), float(book["max_score"].max() or 1.0)
-    stats = pd.DataFrame([{
-        "submissions": len(book), "max_score": top, "mean": total.mean(), "std": total.std(ddof=1) if len(book) > 1 else 0.0,
-        "min": total.min(), "25%": total.quantile(0.25), "median": total.median(), "75%": total.quantile(0.75),
-        "max": total.max(), "full_marks": int((total >= top).sum()),
-    }])
+    values = {
+        "submissions": len(book), "max_score": top, "mean": total.mean(),
+        "std": total.std(ddof=1) if len(book) > 1 else 0.0, "min": total.min(), "25%": total.quantile(0.25),
+        "median": total.median(), "75%": total.quantile(0.75), "max": total.max(),
+        "full_marks": int((total >= top).sum()),
+    }
+    stats = pd.DataFrame([{k: f"{float(v):.4g}" for k, v in values.items()}])
     edges = np.linspace(0.0, 1.0, BUCKETS + 1)
     fraction = (total / top).clip(0, 1).to_numpy()
     counts = np.histogram(fraction, bins=edges)[0]
@@ -57,7 +59,7 @@ def write_gradebook(results: list["SubmissionResult"], out: Path) -> tuple[Path,
     stats, histogram, pass_rate = distribution(book)
     text = "\n\n".join([
         "# Grading summary",
-        stats.to_markdown(index=False, floatfmt=".2f"),
+        stats.to_markdown(index=False, disable_numparse=True),
         "## Score distribution",
         histogram.to_markdown(index=False),
         "## Tests passed",

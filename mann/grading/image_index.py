@@ -28,28 +28,36 @@ class ImageIndex:
     """(character, drawer) of every image the tree holds, looked up by pixels.
 
     characters, drawers = index.identify(images)   # images float [..., 784]
-    -> int64 [...] each; character UNKNOWN or AMBIGUOUS when not identified.
+    -> int64 [...] each; character UNKNOWN or AMBIGUOUS when not identified,
+    drawer -1 when it cannot be told.
     """
 
     def __init__(self, store: OmniglotStore, drawers: int | None = None) -> None:
         count = store.images.shape[1] if drawers is None else drawers
         keys = image_keys(assignment_pixels(store.images[:, :count]))
         self.names = store.characters
-        self._table: dict[bytes, int] = {}
+        # key -> (character, drawer); a few Omniglot images have a pixel-identical
+        # twin (e.g. two drawers of Braille/character01): the drawer is then
+        # unknown (-1), and the character too if the twins' characters differ.
+        self._table: dict[bytes, tuple[int, int]] = {}
         flat = keys.reshape(-1, keys.shape[-1])
         for position, row in enumerate(flat):
-            key = row.tobytes()
-            self._table[key] = AMBIGUOUS if key in self._table else position
-        self._count = count
+            key, found = row.tobytes(), divmod(position, count)
+            seen = self._table.get(key)
+            if seen is not None:
+                found = (seen[0], -1) if seen[0] == found[0] else (AMBIGUOUS, -1)
+            self._table[key] = found
 
     def identify(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(characters, drawers), int64 [...] each, for float images [..., 784].
+
+        A drawer is -1 where it cannot be told (unknown image, or an image with
+        a pixel-identical twin in the same character)."""
         keys = image_keys(images)
         flat = keys.reshape(-1, keys.shape[-1])
-        found = np.array([self._table.get(row.tobytes(), UNKNOWN) for row in flat], dtype=np.int64)
-        characters = np.where(found >= 0, found // self._count, found)
-        drawers = np.where(found >= 0, found % self._count, -1)
+        found = np.array([self._table.get(row.tobytes(), (UNKNOWN, -1)) for row in flat], dtype=np.int64)
         shape = keys.shape[:-1]
-        return characters.reshape(shape), drawers.reshape(shape)
+        return found[:, 0].reshape(shape), found[:, 1].reshape(shape)
 
     def name(self, character: int) -> str:
         return self.names[character] if character >= 0 else "an unknown image"

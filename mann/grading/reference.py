@@ -40,12 +40,14 @@ class Reference:
         return {"train": 1100, "val": 100, "test": total - 1200}
 
 
-def build_reference(store: OmniglotStore, tree: Path | None = None, drawers: int | None = None) -> Reference:
+def build_reference(
+    store: OmniglotStore, tree: Path | None = None, drawers: int | None = None, progress: bool = False
+) -> Reference:
     """The reference for ``store``; writes its PNG tree once (default: in the cache folder)."""
     count = store.images.shape[1] if drawers is None else drawers
     if tree is None:
         tree = cache_dir() / f"omniglot_resized-{store.source}-{count}"
-    write_png_tree(store, tree, drawers=count)
+    write_png_tree(store, tree, drawers=count, progress=progress)
     return Reference(
         store=store,
         tree=Path(tree).resolve(),

@@ -48,17 +48,6 @@ class Rubric:
     def max_score(self) -> float:
         return float(sum(t.points for t in self.tests))
 
-    def with_params(self, test_id: str, **params) -> "Rubric":
-        """A copy with some parameters of one test changed (checked like the file's)."""
-        tests = []
-        for t in self.tests:
-            if t.id == test_id:
-                merged = {**t.params, **params}
-                _check_params(test_id, merged, self.source)
-                t = replace(t, params=merged)
-            tests.append(t)
-        return replace(self, tests=tuple(tests))
-
 
 def load_rubric(path: str | Path | None = None) -> Rubric:
     """Read and check a rubric file (the default one when path is None)."""

@@ -42,6 +42,7 @@ SERVER = Path(__file__).resolve().parent / "sandbox" / "server.py"
 START_TIMEOUT_S = 180.0
 REPLY_SLACK_S = 30.0
 INFO_CAP = 1 << 20
+SETUP_FAILED = 70  # sandbox/server.py's exit status when a test's set-up fails
 SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys")
 DEVICES = {
     "/dev/null": confine.READ_FILE | confine.WRITE_FILE,
@@ -191,6 +192,8 @@ class Sandbox:
         excluded = [str(p) for p in [*self.hidden, *exclude, self.root]]
         self.read_roots = confine.with_exclusions(list(SYSTEM_READ) + python_read_roots(), excluded)
         self.uid, self.gid = _lookup_user(user) if user else (None, None)
+        if user:
+            _check_world_readable([self.data_tree, *map(Path, python_read_roots())], user)
         self.landlock_abi = confine.landlock_abi() if landlock else 0
         self.process: subprocess.Popen | None = None
         self.server_info: dict = {}
@@ -297,9 +300,12 @@ class Sandbox:
         work, inputs, outdir = test_dir / "work", test_dir / "in", test_dir / "out"
         code = work / "submission"
         shutil.copytree(submission, code, symlinks=False)
+        # The assignment's default data_folder, for loaders that ignore config.
         data_link = code / "omniglot_resized"
-        if data_link.exists() or data_link.is_symlink():
-            shutil.rmtree(data_link) if data_link.is_dir() and not data_link.is_symlink() else data_link.unlink()
+        if data_link.is_dir() and not data_link.is_symlink():
+            shutil.rmtree(data_link)
+        elif data_link.exists() or data_link.is_symlink():
+            data_link.unlink()
         data_link.symlink_to(self.data_tree)
         for folder in (work / "tmp", work / "home", inputs, outdir):
             folder.mkdir(parents=True, exist_ok=True)
@@ -360,6 +366,9 @@ def interpret(answer: dict, outdir: Path, limits: TestLimits) -> RunResult:
                           f"(an endless loop, or waiting on something?)")
     elif status == "signaled":
         result.problem = signal_problem(answer["signal"], limits, result.cpu_s)
+    elif not isinstance(info, dict) and answer.get("code") == SETUP_FAILED and "Traceback" in output:
+        result.problem = ("the sandbox failed to set up or finish this test (not necessarily the submission's "
+                          "fault); the output below says why; tell the course staff")
     elif not isinstance(info, dict):
         code = answer.get("code")
         result.problem = (f"the process ended (exit status {code}) before returning a result: does the "
@@ -433,6 +442,20 @@ def _lookup_user(name: str) -> tuple[int, int]:
     except KeyError:
         raise UsageError(f"--sandbox-user {name}: no such user; use e.g. nobody") from None
     return entry.pw_uid, entry.pw_gid
+
+
+def _check_world_readable(paths: list[Path], user: str) -> None:
+    """UsageError unless another user can reach and read every path (checked before grading)."""
+    for path in paths:
+        path = Path(path).resolve()
+        for folder in [*reversed(path.parents), path]:
+            mode = folder.stat().st_mode
+            if not mode & 0o001 or (folder == path and not mode & 0o004):
+                raise UsageError(
+                    f"--sandbox-user {user}: {folder} is not readable by other users, so submissions running as "
+                    f"{user} cannot use {path}; install Python and its packages (and --tree) where every user "
+                    f"can read them, as on Gradescope's image, or leave the option out"
+                )
 
 
 def _hand_over(test_dir: Path, work: Path, outdir: Path, uid: int, gid: int) -> None:
