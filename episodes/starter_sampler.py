@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from PIL import Image
 from torch.utils.data import IterableDataset
-
-from episodes.png_tree import read_png
 
 
 class StarterStyleGenerator(IterableDataset):
@@ -33,7 +32,8 @@ class StarterStyleGenerator(IterableDataset):
     def _image(self, path: Path) -> np.ndarray:
         if self.cache and path in self.images:
             return self.images[path]
-        pixels = read_png(path).reshape(-1).astype(np.float32)
+        with Image.open(path) as im:
+            pixels = np.asarray(im, dtype=np.float32).reshape(-1)
         image = 1.0 - pixels / pixels.max()
         if self.cache:
             self.images[path] = image

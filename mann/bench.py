@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from episodes.omniglot import OmniglotStore, load_omniglot
-from episodes.png_tree import write_png_tree
+from episodes.png_tree import remove_png_tree, write_png_tree
 from episodes.sampler import EpisodeSampler
 from episodes.splits import Split, make_split
 from episodes.starter_sampler import StarterStyleGenerator
@@ -172,22 +172,31 @@ def _e2e_child(kind: str, data_root: str | None, plan: BenchPlan, threads: int, 
         split = make_split(store, "cs330", "train")
         with tempfile.TemporaryDirectory() as tmp:
             tree = write_png_tree(store, Path(tmp) / "omniglot_resized")
-            folders = [tree / name for name in split.characters]
-            loader = torch.utils.data.DataLoader(StarterStyleGenerator(folders, ways, shots, cache=True, seed=0),
-                                                 batch_size=plan.batch_size, num_workers=0)
-            model = MANN(ways, shots + 1, plan.hidden, generator=torch.Generator().manual_seed(0))
-            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-            batches = iter(loader)
-            start = time.perf_counter()
-            for _ in range(plan.e2e_steps):
-                images, labels = next(batches)
-                loss = loss_function(model(images, labels), labels)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-            steps_per_s = plan.e2e_steps / (time.perf_counter() - start)
+            try:
+                steps_per_s = _starter_loop(tree, split, plan)
+            finally:
+                remove_png_tree(tree)  # the tree is read-only
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put({"steps_per_s": steps_per_s, "peak_rss_mib": peak_mib})
+
+
+def _starter_loop(tree: Path, split: Split, plan: BenchPlan) -> float:
+    """Steps/s of the homework's loop: DataLoader over per-episode files, stock MANN."""
+    ways, shots = plan.end_to_end_shape
+    folders = [tree / name for name in split.characters]
+    loader = torch.utils.data.DataLoader(StarterStyleGenerator(folders, ways, shots, cache=True, seed=0),
+                                         batch_size=plan.batch_size, num_workers=0)
+    model = MANN(ways, shots + 1, plan.hidden, generator=torch.Generator().manual_seed(0))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    batches = iter(loader)
+    start = time.perf_counter()
+    for _ in range(plan.e2e_steps):
+        images, labels = next(batches)
+        loss = loss_function(model(images, labels), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return plan.e2e_steps / (time.perf_counter() - start)
 
 
 def end_to_end(data_root: str | None, plan: BenchPlan, threads: int) -> pd.DataFrame:
@@ -218,7 +227,10 @@ def run_benchmarks(data_root: str | None, plan: BenchPlan, parts: set[str], prog
         progress("sampler: writing the 28x28 PNG tree and timing samplers ...")
         with tempfile.TemporaryDirectory() as tmp:
             tree = write_png_tree(store, Path(tmp) / "omniglot_resized")
-            tables["sampler"] = sampler_rates(split, tree, plan)
+            try:
+                tables["sampler"] = sampler_rates(split, tree, plan)
+            finally:
+                remove_png_tree(tree)  # the tree is read-only
     if "model" in parts:
         progress("model: timing training steps ...")
         tables["model"] = model_step_times(plan)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from episodes.errors import UsageError
+from mann.grading import command as grade_command
 
 
 def add_data_args(parser: argparse.ArgumentParser) -> None:
@@ -146,7 +147,7 @@ def add_bench_parser(sub) -> None:
 
 
 # Each entry adds one subcommand; keep them in the order of the help text.
-PARSERS = [add_train_parser, add_report_parser, add_bench_parser, add_data_parser]
+PARSERS = [add_train_parser, add_report_parser, add_bench_parser, add_data_parser, grade_command.add_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

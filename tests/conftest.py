@@ -142,3 +142,11 @@ def pattern_store(n_background: int = 964, n_evaluation: int = 659, seed: int = 
 @pytest.fixture(scope="session")
 def easy_store() -> OmniglotStore:
     return pattern_store()
+
+
+@pytest.fixture(scope="session")
+def grading_reference(easy_store, tmp_path_factory):
+    """The grader's reference on the learnable synthetic store, with a 4-drawer PNG tree (fast to write)."""
+    from mann.grading.reference import build_reference
+
+    return build_reference(easy_store, tmp_path_factory.mktemp("grading") / "omniglot_resized", drawers=4)

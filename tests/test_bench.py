@@ -8,7 +8,9 @@ import torch
 
 from episodes import make_split
 from episodes.omniglot import OmniglotStore
-from episodes.png_tree import read_png, write_png_tree
+from PIL import Image
+
+from episodes.png_tree import png_path, write_png_tree
 from episodes.starter_sampler import StarterStyleGenerator
 from mann.bench import BenchPlan, format_tables, machine, model_step_times, sampler_rates
 
@@ -21,14 +23,13 @@ def small_store(store):
 
 @pytest.fixture(scope="module")
 def tree(small_store, tmp_path_factory):
-    return write_png_tree(small_store, tmp_path_factory.mktemp("resized"))
+    return write_png_tree(small_store, tmp_path_factory.mktemp("resized") / "omniglot_resized")
 
 
 def test_png_tree_round_trips_with_ink_dark(small_store, tree):
-    name = small_store.characters[3]
-    pixels = read_png(tree / name / "05.png")
+    pixels = np.asarray(Image.open(png_path(tree, small_store, 3, 4)))
     np.testing.assert_array_equal(pixels, 255 - small_store.images[3, 4])
-    assert len(list((tree / name).iterdir())) == 20
+    assert len(list((tree / small_store.characters[3]).iterdir())) == 20
 
 
 def test_starter_style_generator_makes_valid_episodes(small_store, tree):

@@ -1,0 +1,11 @@
+"""Grade CS330 MANN homework submissions (``mann grade``).
+
+submission.py   find folders / zips, check their layout, stage clean copies
+rubric.py       the rubric (default_rubric.toml): tests, points, visibility, limits
+reference.py    what submissions are compared with: store, PNG tree, splits, image index
+runner.py       the grader side of the sandbox; sandbox/ runs inside it
+checks_*.py     the test battery (battery.py lists it): inputs out, verdicts in
+grade.py        run a rubric on submissions; outputs.py / gradescope.py / feedback.py /
+                gradebook.py write results.json, report.md, gradebook.csv, summary.md
+command.py      the ``mann grade`` subcommand
+"""

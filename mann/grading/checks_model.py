@@ -1,0 +1,216 @@
+"""Tests of the student's ``MANN`` and ``loss_function`` (mann.py).
+
+Inputs are reference episodes (the project's sampler on the ``cs330`` test
+split); expected values come from the reference model in mann/model.py,
+computed here in the grader.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from episodes.sampler import EpisodeSampler
+from mann.grading.check import Check, Verdict, fail, ok
+from mann.grading.reference import Reference
+from mann.grading.runner import Probe, RunResult
+from mann.model import MANN, loss_function
+
+IMAGE_DIM = 784
+
+
+def reference_episodes(ref: Reference, ways: int, shots: int, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """images float32 [B, K+1, N, 784], labels float32 [B, K+1, N, N] from the reference sampler."""
+    return EpisodeSampler(ref.test, ways, shots, batch_size=batch, seed=seed).sample()
+
+
+def model_job(p: dict, op: str, **extra) -> dict:
+    return {"op": op, "ways": p["ways"], "shots": p["shots"], "hidden": p.get("hidden", 32), "seed": p["seed"], **extra}
+
+
+def output_of(result: RunResult, key: str, want: tuple[int, ...]) -> np.ndarray | Verdict:
+    out = result.arrays.get(key)
+    described = result.info.get("output", {})
+    if out is None:
+        return fail(f"MANN.forward returned {described.get('type', 'something')} that is not a numeric tensor")
+    if tuple(out.shape) != want:
+        return fail(f"MANN.forward returned shape {list(out.shape)}; expected [B, K+1, N, N] = {list(want)}")
+    return out.astype(np.float64)
+
+
+# --- mann_layers ------------------------------------------------------------
+
+def layers_probe(ref: Reference, p: dict) -> Probe:
+    return Probe("model", model_job(p, "layers"), {})
+
+
+def layers_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Verdict:
+    n, h = p["ways"], p["hidden"]
+    want = {
+        "layer1": {"is_lstm": True, "input_size": n + IMAGE_DIM, "hidden_size": h, "batch_first": True,
+                   "num_layers": 1, "bidirectional": False, "proj_size": 0},
+        "layer2": {"is_lstm": True, "input_size": h, "hidden_size": n, "batch_first": True,
+                   "num_layers": 1, "bidirectional": False, "proj_size": 0},
+    }
+    for name, attrs in want.items():
+        got = result.info["layers"].get(name, {})
+        if not got.get("is_lstm"):
+            return fail(f"MANN({n}, K+1, {h}).{name} is {got.get('type', 'missing')}, not a torch.nn.LSTM")
+        for attr, value in attrs.items():
+            if got.get(attr) != value:
+                return fail(f"MANN({n}, K+1, {h}).{name}.{attr} is {got.get(attr)}; expected {value} "
+                            f"(layer1 = LSTM(N + 784, H, batch_first=True), layer2 = LSTM(H, N, batch_first=True))")
+    return ok(f"layer1 = LSTM({n + IMAGE_DIM}, {h}), layer2 = LSTM({h}, {n}), batch-first")
+
+
+# --- mann_init --------------------------------------------------------------
+
+def init_probe(ref: Reference, p: dict) -> Probe:
+    return Probe("model", model_job(p, "init"), {})
+
+
+def init_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Verdict:
+    for layer in ("layer1", "layer2"):
+        names = [f"{layer}.{w}_l0" for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        missing = [x for x in names if x not in result.arrays]
+        if missing:
+            return fail(f"MANN has no parameter {missing[0]}; {layer} must be an nn.LSTM with biases")
+        w_ih, w_hh, b_ih, b_hh = (result.arrays[x] for x in names)
+        fan_out, fan_in = w_ih.shape
+        bound = math.sqrt(6.0 / (fan_in + fan_out))
+        spread = np.abs(w_ih).max()
+        if spread > bound * (1 + 1e-5) or spread < 0.9 * bound or abs(w_ih.std() - bound / math.sqrt(3)) > 0.1 * bound:
+            return fail(f"{layer}.weight_ih_l0 spans ±{spread:.4f} (std {w_ih.std():.4f}); Xavier-uniform gives "
+                        f"U(±{bound:.4f}) (std {bound / math.sqrt(3):.4f}): use nn.init.xavier_uniform_")
+        gram = w_hh.T @ w_hh
+        if not np.allclose(gram, np.eye(gram.shape[0]), atol=1e-4):
+            return fail(f"{layer}.weight_hh_l0 is not orthogonal (max |W^T W - I| = "
+                        f"{np.abs(gram - np.eye(gram.shape[0])).max():.3g}): use nn.init.orthogonal_")
+        if np.abs(b_ih).max() > 0 or np.abs(b_hh).max() > 0:
+            return fail(f"{layer} biases are not zero: use nn.init.zeros_ on bias_ih_l0 and bias_hh_l0")
+    return ok("Xavier-uniform input weights, orthogonal recurrent weights, zero biases in both layers")
+
+
+# --- mann_output ------------------------------------------------------------
+
+def output_probe(ref: Reference, p: dict) -> Probe:
+    images, labels = reference_episodes(ref, p["ways"], p["shots"], p["batch"], p["seed"])
+    return Probe("model", model_job(p, "forward"), {"images": images.numpy(), "labels": labels.numpy()})
+
+
+def output_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Verdict:
+    b, k1, n = p["batch"], p["shots"] + 1, p["ways"]
+    described = result.info.get("output", {})
+    if described.get("type") != "torch.Tensor":
+        return fail(f"MANN.forward returned {described.get('type')}; expected a torch.Tensor")
+    out = output_of(result, "output", (b, k1, n, n))
+    if isinstance(out, Verdict):
+        return out
+    if described.get("dtype") != "float32":
+        return fail(f"MANN.forward returned {described.get('dtype')}; expected float32")
+    if not np.isfinite(out).all():
+        return fail("MANN.forward returned NaN or infinite values")
+    return ok(f"forward on B={b}, K+1={k1}, N={n} returned a float32 tensor {[b, k1, n, n]}")
+
+
+# --- query_masked -----------------------------------------------------------
+
+def masked_probe(ref: Reference, p: dict) -> Probe:
+    images, labels = reference_episodes(ref, p["ways"], p["shots"], p["batch"], p["seed"])
+    other = labels.clone()
+    other[:, -1] = labels[:, -1].roll(1, dims=-1)  # another valid one-hot labelling of the query row
+    return Probe("model", model_job(p, "masked"),
+                 {"images": images.numpy(), "labels_a": labels.numpy(), "labels_b": other.numpy()})
+
+
+def masked_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Verdict:
+    a, b = result.arrays.get("output_a"), result.arrays.get("output_b")
+    if a is None or b is None:
+        return fail("MANN.forward returned something that is not a numeric tensor")
+    if a.shape != b.shape:
+        return fail(f"MANN.forward returned shapes {list(a.shape)} and {list(b.shape)} for the same images")
+    diff = float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max()) if a.size else 0.0
+    if not diff <= 1e-6:
+        return fail(f"changing only the query row's labels changed the output by up to {diff:.3g}: the model "
+                    f"sees the query labels. Zero the last row of the labels before the LSTMs "
+                    f"(without modifying the caller's tensor)")
+    return ok("outputs identical whatever the query row's labels")
+
+
+# --- loss_reference ---------------------------------------------------------
+
+def loss_probe(ref: Reference, p: dict) -> Probe:
+    generator = torch.Generator().manual_seed(p["seed"])
+    arrays = {}
+    for i, (batch, ways, shots) in enumerate(p["cases"]):
+        _, labels = reference_episodes(ref, ways, shots, batch, p["seed"] + i)
+        preds = 2.0 * torch.randn(labels.shape, generator=generator)
+        arrays[f"preds_{i}"], arrays[f"labels_{i}"] = preds.numpy(), labels.numpy()
+    first = p["cases"][0]
+    job = {"op": "loss", "ways": first[1], "shots": first[2], "hidden": 16, "seed": p["seed"], "cases": len(p["cases"])}
+    return Probe("model", job, arrays)
+
+
+def loss_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Verdict:
+    for i, (batch, ways, shots) in enumerate(p["cases"]):
+        preds, labels = (torch.from_numpy(probe.arrays[f"{x}_{i}"]) for x in ("preds", "labels"))
+        expected = float(loss_function(preds, labels))
+        value = result.arrays.get(f"value_{i}")
+        if value is None or value.size != 1 or not np.issubdtype(value.dtype, np.number):
+            shape = list(value.shape) if value is not None else ""
+            return fail(f"loss_function returned {result.info.get(f'value_{i}', {}).get('type')} {shape}; "
+                        f"expected a scalar tensor")
+        got = float(value.reshape(()))
+        if not abs(got - expected) <= p["tolerance"]:
+            return fail(f"B={batch}, N={ways}, K={shots}: loss_function gave {got:.6f}, the reference "
+                        f"cross-entropy over the B·N query predictions is {expected:.6f} "
+                        f"(difference {abs(got - expected):.2g} > {p['tolerance']:g}); average F.cross_entropy "
+                        f"over the query row (the last row) only")
+    return ok(f"{len(p['cases'])} cases within {p['tolerance']:g} of the reference")
+
+
+# --- predictions_reference --------------------------------------------------
+
+def reference_model(p: dict) -> MANN:
+    generator = torch.Generator().manual_seed(p["seed"] + 7)
+    model = MANN(p["ways"], p["shots"] + 1, p["hidden"], generator=generator)
+    with torch.no_grad():  # nonzero biases, so a model that drops them differs
+        for name, param in model.named_parameters():
+            if "bias" in name:
+                param.copy_(0.1 * torch.randn(param.shape, generator=generator))
+    return model.eval()
+
+
+def predictions_probe(ref: Reference, p: dict) -> Probe:
+    images, labels = reference_episodes(ref, p["ways"], p["shots"], p["batch"], p["seed"])
+    arrays = {f"w:{k}": v.numpy() for k, v in reference_model(p).state_dict().items()}
+    arrays.update(images=images.numpy(), labels=labels.numpy())
+    return Probe("model", model_job(p, "reference"), arrays)
+
+
+def predictions_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Verdict:
+    images, labels = torch.from_numpy(probe.arrays["images"]), torch.from_numpy(probe.arrays["labels"])
+    with torch.no_grad():
+        expected = reference_model(p)(images, labels).numpy().astype(np.float64)
+    out = output_of(result, "output", tuple(expected.shape))
+    if isinstance(out, Verdict):
+        return out
+    diff = float(np.abs(out - expected).max())
+    if not diff <= p["tolerance"]:
+        return fail(f"with the reference weights loaded, predictions differ from the reference model's by up "
+                    f"to {diff:.3g} (> {p['tolerance']:g}); check the order of the sequence (row by row: "
+                    f"[B, K+1, N, 784+N] -> [B, (K+1)·N, 784+N]), the label masking and the output reshape")
+    return ok(f"max difference {diff:.2g} from the reference model on {p['batch']} episodes")
+
+
+CHECKS = [
+    Check("mann_layers", {"ways": 3, "shots": 1, "hidden": 32}, layers_probe, layers_judge),
+    Check("mann_init", {"ways": 3, "shots": 1, "hidden": 32}, init_probe, init_judge),
+    Check("mann_output", {"ways": 3, "shots": 2, "hidden": 32, "batch": 4}, output_probe, output_judge),
+    Check("query_masked", {"ways": 3, "shots": 1, "hidden": 32, "batch": 4}, masked_probe, masked_judge),
+    Check("loss_reference", {"cases": [[4, 3, 1], [2, 5, 2], [1, 2, 1]], "tolerance": 1e-5}, loss_probe, loss_judge),
+    Check("predictions_reference", {"ways": 3, "shots": 2, "hidden": 32, "batch": 4, "tolerance": 1e-4},
+          predictions_probe, predictions_judge),
+]

@@ -1,0 +1,69 @@
+"""The class gradebook (one row per submission, one column per test) and a
+summary of the score distribution, as CSV and Markdown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from mann.io import atomic_write_text
+
+if TYPE_CHECKING:
+    from mann.grading.grade import SubmissionResult
+
+BUCKETS = 10
+
+
+def gradebook(results: list["SubmissionResult"]) -> pd.DataFrame:
+    """Columns: submission, one per test id (points scored), total, max_score, problem."""
+    rows = []
+    for r in results:
+        row = {"submission": r.submission.name}
+        row.update({t.spec.id: t.score for t in r.tests})
+        row.update(total=r.score, max_score=r.max_score, problem=r.problem)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def distribution(book: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(statistics of the total, histogram of the total in 10% buckets, pass rate per test)."""
+    total, top = book["total"].astype(float), float(book["max_score"].max() or 1.0)
+    values = {
+        "submissions": len(book), "max_score": top, "mean": total.mean(),
+        "std": total.std(ddof=1) if len(book) > 1 else 0.0, "min": total.min(), "25%": total.quantile(0.25),
+        "median": total.median(), "75%": total.quantile(0.75), "max": total.max(),
+        "full_marks": int((total >= top).sum()),
+    }
+    stats = pd.DataFrame([{k: f"{float(v):.4g}" for k, v in values.items()}])
+    edges = np.linspace(0.0, 1.0, BUCKETS + 1)
+    fraction = (total / top).clip(0, 1).to_numpy()
+    counts = np.histogram(fraction, bins=edges)[0]
+    labels = [f"{100 * a:.0f}-{100 * b:.0f}%" for a, b in zip(edges[:-1], edges[1:])]
+    histogram = pd.DataFrame({"score": labels, "submissions": counts, "bar": ["#" * int(c) for c in counts]})
+    tests = [c for c in book.columns if c not in ("submission", "total", "max_score", "problem")]
+    pass_rate = pd.DataFrame([
+        {"test": t, "passed": int((book[t] > 0).sum()), "of": len(book), "rate": float((book[t] > 0).mean())}
+        for t in tests
+    ])
+    return stats, histogram, pass_rate
+
+
+def write_gradebook(results: list["SubmissionResult"], out: Path) -> tuple[Path, Path]:
+    """Write ``gradebook.csv`` and ``summary.md`` into ``out``; returns both paths."""
+    book = gradebook(results)
+    csv_path, md_path = Path(out) / "gradebook.csv", Path(out) / "summary.md"
+    atomic_write_text(csv_path, book.to_csv(index=False))
+    stats, histogram, pass_rate = distribution(book)
+    text = "\n\n".join([
+        "# Grading summary",
+        stats.to_markdown(index=False, disable_numparse=True),
+        "## Score distribution",
+        histogram.to_markdown(index=False),
+        "## Tests passed",
+        pass_rate.to_markdown(index=False, floatfmt=".2f"),
+    ]) + "\n"
+    atomic_write_text(md_path, text)
+    return csv_path, md_path

@@ -1,0 +1,473 @@
+"""Run probes on a submission in the sandbox and bring back its raw outputs.
+
+The grader side of the isolation (the sandbox side is ``sandbox/server.py``):
+
+* one fork server per grading session, started with ``python -I -S``, a
+  scrubbed environment and a ``sys.path`` of the submission copy plus a view of
+  site-packages without the grader's own packages (``mann``, ``episodes``);
+* one fresh child per test, in a fresh copy of the submission, under the
+  test's wall-clock, CPU, memory and file-size limits, confined by Landlock
+  to reading the system, Python, the data tree and its inputs, and writing its
+  own folder;
+* the server is restarted when a test kills it; a server that stops answering
+  is killed with its whole process group.
+
+Outputs come back as files the grader reads with size caps; the grader, not
+the submission, decides every verdict and writes every result file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import shutil
+import signal
+import site
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from episodes.errors import UsageError
+from mann.grading.sandbox import confine
+
+SERVER = Path(__file__).resolve().parent / "sandbox" / "server.py"
+START_TIMEOUT_S = 180.0
+REPLY_SLACK_S = 30.0
+INFO_CAP = 1 << 20
+SETUP_FAILED = 70  # sandbox/server.py's exit status when a test's set-up fails
+SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys")
+DEVICES = {
+    "/dev/null": confine.READ_FILE | confine.WRITE_FILE,
+    "/dev/zero": confine.READ_FILE,
+    "/dev/urandom": confine.READ_FILE,
+    "/dev/random": confine.READ_FILE,
+}
+SIGNAL_NAMES = {
+    signal.SIGSEGV: "SIGSEGV (segmentation fault)",
+    signal.SIGBUS: "SIGBUS (bus error)",
+    signal.SIGABRT: "SIGABRT (abort)",
+    signal.SIGILL: "SIGILL (illegal instruction)",
+    signal.SIGFPE: "SIGFPE (arithmetic error)",
+}
+
+
+@dataclass(frozen=True)
+class TestLimits:
+    """Limits of one test's process. memory_mb bounds the address space, which
+    includes the ~3.3 GB that importing torch reserves."""
+
+    wall_s: float = 60.0
+    cpu_s: int = 60
+    memory_mb: int = 6144
+    file_mb: int = 64
+    output_kb: int = 32
+
+
+@dataclass
+class RunResult:
+    """What one test's process left behind.
+
+    ok: the probe finished and reported no error of the submission.
+    problem: a one-line explanation when not ok (timeout, crash, exception...).
+    info: the probe's JSON report; arrays: its raw outputs (numpy).
+    output: the first ``output_kb`` of what the submission printed.
+    leftovers: processes the test left running (killed after it).
+    """
+
+    ok: bool
+    problem: str = ""
+    info: dict = field(default_factory=dict)
+    arrays: dict = field(default_factory=dict)
+    output: str = ""
+    traceback: str = ""
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    leftovers: int = 0
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One request: which probe to run, its job (JSON) and input arrays."""
+
+    kind: str
+    job: dict
+    arrays: dict
+
+
+def grader_paths() -> list[Path]:
+    """The grader's own code: hidden from (and not importable by) submissions."""
+    import episodes
+    import mann
+
+    paths = [Path(mann.__file__).resolve().parent, Path(episodes.__file__).resolve().parent]
+    root = paths[0].parent
+    if (root / "pyproject.toml").is_file():
+        paths.append(root)
+    return paths
+
+
+def site_dirs() -> list[Path]:
+    dirs = [Path(p) for p in site.getsitepackages()]
+    return [d for d in dirs if d.is_dir()]
+
+
+def _is_grader_entry(entry: Path, hidden: list[Path]) -> bool:
+    name = entry.name.lower()
+    if name.endswith(".pth") or name == "__pycache__":
+        return True
+    if name.startswith(("mann_bench", "__editable__")) and "mann_bench" in name:
+        return True
+    real = entry.resolve()
+    return any(real == h or h in real.parents for h in hidden)
+
+
+def build_site_view(folder: Path, hidden: list[Path]) -> Path:
+    """A folder of symlinks to every site-packages entry except the grader's.
+
+    Submissions import torch, numpy, imageio... through it; ``mann`` and
+    ``episodes`` of the grader are not there (the student's own ``mann.py``
+    comes first on ``sys.path``).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for directory in site_dirs():
+        for entry in sorted(directory.iterdir()):
+            link = folder / entry.name
+            if link.exists() or link.is_symlink() or _is_grader_entry(entry, hidden):
+                continue
+            link.symlink_to(entry.resolve())
+    return folder
+
+
+def python_read_roots() -> list[str]:
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(sys.executable).resolve().parent)}
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        roots.add(sysconfig.get_paths()[key])
+    roots.update(str(d) for d in site_dirs())
+    return sorted(roots)
+
+
+def safe_load_npz(path: Path, cap_bytes: int) -> dict:
+    """The arrays of an .npz written by the sandbox, refusing pickles and
+    archives whose uncompressed size exceeds ``cap_bytes``."""
+    if not path.is_file():
+        return {}
+    with zipfile.ZipFile(path) as z:
+        if sum(info.file_size for info in z.infolist()) > cap_bytes:
+            raise ValueError(f"result file {path.name} expands past {cap_bytes >> 20} MB")
+    with np.load(path, allow_pickle=False) as z:
+        return {key: z[key] for key in z.files}
+
+
+def read_head(path: Path, limit: int) -> tuple[str, int]:
+    """(the first ``limit`` bytes as text, the file's full size)."""
+    if not path.is_file():
+        return "", 0
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(limit)
+    return head.decode("utf-8", errors="replace"), size
+
+
+class Sandbox:
+    """The fork server and the per-test folders of one grading session.
+
+    >>> with Sandbox(tree, exclude=[rubric, out]) as box:
+    ...     result = box.run(code_folder, Probe("model", job, arrays), TestLimits())
+    """
+
+    def __init__(self, data_tree: Path, exclude: list[Path] = (), user: str | None = None,
+                 landlock: bool = True, workdir: Path | None = None) -> None:
+        self.data_tree = Path(data_tree).resolve()
+        self.root = Path(tempfile.mkdtemp(prefix="mann-grade-", dir=workdir))
+        self.hidden = grader_paths()
+        self.site_view = build_site_view(self.root / "site", self.hidden)
+        excluded = [str(p) for p in [*self.hidden, *exclude, self.root]]
+        self.read_roots = confine.with_exclusions(list(SYSTEM_READ) + python_read_roots(), excluded)
+        self.uid, self.gid = _lookup_user(user) if user else (None, None)
+        if user:
+            _check_world_readable([self.data_tree, *map(Path, python_read_roots())], user)
+        self.landlock_abi = confine.landlock_abi() if landlock else 0
+        self.process: subprocess.Popen | None = None
+        self.server_info: dict = {}
+        self.counter = 0
+        self.restarts = 0
+        self._buffer = b""
+        if self.uid is not None:
+            for path in (self.root, self.site_view):
+                os.chmod(path, 0o755)
+
+    # -- lifecycle --------------------------------------------------------
+    def __enter__(self) -> "Sandbox":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def protections(self) -> str:
+        """One line saying which isolation layers are active."""
+        parts = ["own process per test", "rlimits"]
+        parts.append(f"Landlock ABI {self.landlock_abi}" if self.landlock_abi else "NO Landlock (files readable)")
+        if self.uid is not None:
+            parts.append(f"uid {self.uid}")
+        return ", ".join(parts)
+
+    def start(self) -> None:
+        home = self.root / "home"
+        home.mkdir(exist_ok=True)
+        env = scrubbed_env(home, self.root)
+        settings = json.dumps({"site": [str(self.site_view)]})
+        self._buffer = b""
+        self.process = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(SERVER), settings],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(self.root / "server.log", "ab"),
+            cwd=self.root, env=env, start_new_session=True, close_fds=True,
+        )
+        line = self._read_line(START_TIMEOUT_S)
+        if line is None or not line.get("ready"):
+            log, _ = read_head(self.root / "server.log", 4000)
+            self._kill()
+            raise UsageError(
+                f"the grading sandbox could not start ({sys.executable} -I -S {SERVER.name}); "
+                f"check that torch and numpy import in this Python; its log says: {log.strip()[-800:]}"
+            )
+        self.server_info = line
+
+    def close(self) -> None:
+        if self.process is not None:
+            try:
+                self.process.stdin.close()
+                self.process.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+            self._kill()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _kill(self) -> None:
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        self.process = None
+
+    def _read_line(self, timeout: float) -> dict | None:
+        """The server's next JSON line, or None when it died or timed out."""
+        deadline = time.monotonic() + timeout
+        stdout = self.process.stdout
+        with selectors.DefaultSelector() as selector:
+            selector.register(stdout, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                left = deadline - time.monotonic()
+                if left <= 0 or not selector.select(left):
+                    return None
+                chunk = os.read(stdout.fileno(), 65536)
+                if not chunk:
+                    return None
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        try:
+            return json.loads(line)
+        except ValueError:
+            return None
+
+    # -- one test -------------------------------------------------------------
+    def run(self, submission: Path, probe: Probe, limits: TestLimits) -> RunResult:
+        """Run ``probe`` on a fresh copy of ``submission`` under ``limits``."""
+        if self.process is None or self.process.poll() is not None:
+            self.restarts += 1
+            self.start()
+        self.counter += 1
+        test_dir = self.root / "tests" / f"{self.counter:05d}"
+        work, inputs, outdir = test_dir / "work", test_dir / "in", test_dir / "out"
+        code = work / "submission"
+        shutil.copytree(submission, code, symlinks=False)
+        # The assignment's default data_folder, for loaders that ignore config.
+        data_link = code / "omniglot_resized"
+        if data_link.is_dir() and not data_link.is_symlink():
+            shutil.rmtree(data_link)
+        elif data_link.exists() or data_link.is_symlink():
+            data_link.unlink()
+        data_link.symlink_to(self.data_tree)
+        for folder in (work / "tmp", work / "home", inputs, outdir):
+            folder.mkdir(parents=True, exist_ok=True)
+        np.savez(inputs / "inputs.npz", **probe.arrays)
+        if self.uid is not None:
+            _hand_over(test_dir, work, outdir, self.uid, self.gid)
+        request = {
+            "id": self.counter,
+            "kind": probe.kind,
+            "job": {**probe.job, "data_folder": str(self.data_tree)},
+            "inputs": str(inputs / "inputs.npz"),
+            "outdir": str(outdir),
+            "cwd": str(code),
+            "package": (code / "__init__.py").is_file(),
+            "import_paths": [str(code), str(work)],
+            "env": {"HOME": str(work / "home"), "TMPDIR": str(work / "tmp")},
+            "limits": {"wall_s": limits.wall_s, "cpu_s": limits.cpu_s, "memory_mb": limits.memory_mb,
+                       "file_mb": limits.file_mb, "processes": 256 if self.uid is not None else 0},
+            "uid": self.uid, "gid": self.gid,
+            "landlock": bool(self.landlock_abi),
+            "read": [*self.read_roots, str(self.site_view), str(self.data_tree), str(inputs)],
+            "write": [str(work), str(outdir)],
+            "devices": DEVICES,
+        }
+        try:
+            self.process.stdin.write((json.dumps(request) + "\n").encode())
+            self.process.stdin.flush()
+            answer = self._read_line(limits.wall_s + REPLY_SLACK_S)
+        except (BrokenPipeError, OSError):
+            answer = None
+        if answer is None:
+            self._kill()
+            result = RunResult(ok=False, problem="the sandbox stopped during this test (did the submission "
+                               "kill its parent process?); the test was not completed")
+        else:
+            result = interpret(answer, outdir, limits)
+        shutil.rmtree(test_dir, ignore_errors=True)
+        return result
+
+
+def interpret(answer: dict, outdir: Path, limits: TestLimits) -> RunResult:
+    """Turn the server's answer and the files in ``outdir`` into a RunResult."""
+    output, size = read_head(outdir / "output.log", limits.output_kb * 1024)
+    if size > limits.output_kb * 1024:
+        output += f"\n[... output cut: {size} bytes printed, the first {limits.output_kb} KB shown]"
+    result = RunResult(ok=False, output=output, wall_s=answer.get("wall_s") or 0.0, cpu_s=answer.get("cpu_s") or 0.0,
+                       leftovers=int(answer.get("leftovers") or 0))
+    info_path = outdir / "info.json"
+    info = None
+    if info_path.is_file() and info_path.stat().st_size <= INFO_CAP:
+        try:
+            info = json.loads(info_path.read_text(errors="replace"))
+        except ValueError:
+            info = None
+    status = answer.get("status")
+    if status == "timeout":
+        result.problem = (f"did not finish within the wall-clock limit of {limits.wall_s:g} s "
+                          f"(an endless loop, or waiting on something?)")
+    elif status == "signaled":
+        result.problem = signal_problem(answer["signal"], limits, result.cpu_s)
+    elif not isinstance(info, dict) and answer.get("code") == SETUP_FAILED and "Traceback" in output:
+        result.problem = ("the sandbox failed to set up or finish this test (not necessarily the submission's "
+                          "fault); the output below says why; tell the course staff")
+    elif not isinstance(info, dict):
+        code = answer.get("code")
+        result.problem = (f"the process ended (exit status {code}) before returning a result: does the "
+                          f"submission call sys.exit / os._exit / quit at import or in its methods?")
+    elif "probe_error" in info:
+        result.problem = "internal error of the grader (not the submission's fault); tell the course staff"
+        result.traceback = str(info["probe_error"])
+    elif "error" in info:
+        error = info["error"]
+        result.traceback = str(error.get("traceback", ""))
+        result.problem = f"{error.get('stage', 'the submission')} raised {last_line(result.traceback)}"
+        if "MemoryError" in result.traceback or "allocate memory" in result.traceback:
+            result.problem += f" (the memory limit is {limits.memory_mb} MB of address space)"
+    else:
+        result.ok = True
+    if isinstance(info, dict):
+        result.info = info
+        try:
+            result.arrays = safe_load_npz(outdir / "result.npz", limits.file_mb << 20)
+        except (ValueError, OSError, zipfile.BadZipFile) as err:
+            result.ok = False
+            result.problem = result.problem or f"its result file could not be read ({err})"
+    return result
+
+
+def signal_problem(number: int, limits: TestLimits, cpu_s: float) -> str:
+    if number == signal.SIGXCPU or (number == signal.SIGKILL and cpu_s >= limits.cpu_s):
+        return f"used more than the CPU limit of {limits.cpu_s} s (an endless loop?)"
+    if number == signal.SIGXFSZ:
+        return f"wrote more than {limits.file_mb} MB to a file or the output (printing without end?)"
+    name = SIGNAL_NAMES.get(number)
+    if name:
+        return f"crashed the Python interpreter with {name}"
+    try:
+        label = signal.Signals(number).name
+    except ValueError:
+        label = str(number)
+    return f"was killed by signal {label}"
+
+
+def last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "an exception"
+
+
+def scrubbed_env(home: Path, tmp: Path) -> dict[str, str]:
+    """The only environment a submission sees: no secrets, no grader paths."""
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(home),
+        "TMPDIR": str(tmp),
+        "LANG": "C.UTF-8",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "MPLBACKEND": "Agg",
+    }
+
+
+def _lookup_user(name: str) -> tuple[int, int]:
+    import pwd
+
+    if os.geteuid() != 0:
+        raise UsageError(f"--sandbox-user {name}: only root can run submissions as another user; "
+                         f"run the grader as root (as on Gradescope) or leave the option out")
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise UsageError(f"--sandbox-user {name}: no such user; use e.g. nobody") from None
+    return entry.pw_uid, entry.pw_gid
+
+
+def _check_world_readable(paths: list[Path], user: str) -> None:
+    """UsageError unless another user can reach and read every path (checked before grading)."""
+    for path in paths:
+        path = Path(path).resolve()
+        for folder in [*reversed(path.parents), path]:
+            mode = folder.stat().st_mode
+            if not mode & 0o001 or (folder == path and not mode & 0o004):
+                raise UsageError(
+                    f"--sandbox-user {user}: {folder} is not readable by other users, so submissions running as "
+                    f"{user} cannot use {path}; install Python and its packages (and --tree) where every user "
+                    f"can read them, as on Gradescope's image, or leave the option out"
+                )
+
+
+def _hand_over(test_dir: Path, work: Path, outdir: Path, uid: int, gid: int) -> None:
+    """Let the sandbox user read its test folder and write its work and output folders."""
+    for dirpath, dirnames, filenames in os.walk(test_dir):
+        os.chmod(dirpath, 0o755)
+        for name in filenames:
+            os.chmod(os.path.join(dirpath, name), 0o644)
+    for folder in (work, outdir):
+        for dirpath, dirnames, filenames in os.walk(folder):
+            os.chown(dirpath, uid, gid)
+            for name in filenames:
+                os.chown(os.path.join(dirpath, name), uid, gid)
+    for parent in (test_dir.parent, test_dir.parent.parent):
+        os.chmod(parent, 0o755)

@@ -1,0 +1,5 @@
+"""Code that runs inside the grading sandbox (server.py, probe.py, confine.py).
+
+These modules import only the standard library, numpy and torch: the server
+runs them by path, with the grader's packages absent from ``sys.path``.
+"""

@@ -1,0 +1,260 @@
+"""What runs inside the sandbox: call the submission, save its raw outputs.
+
+The grader prepares the inputs (``job`` and the arrays in ``inputs.npz``) and
+judges the outputs itself; this module only calls the student's
+``DataGenerator`` and ``MANN`` and writes what they return, unjudged, to
+``outdir/result.npz`` (arrays) and ``outdir/info.json`` (types, shapes,
+errors). It imports the standard library, numpy and torch, never the grader's
+packages.
+
+Probes (``kind``):
+  episodes  sample episodes from ``DataGenerator`` for some (N, K, split)
+  model     one operation on ``MANN``: layers, forward, masked, loss, reference, init
+  train     train ``MANN`` with its own ``loss_function`` on given batches, then
+            predict given test episodes
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import random
+import sys
+import time
+import traceback
+
+import numpy as np
+import torch
+
+IMAGE_DIM = 784
+TRACEBACK_CHARS = 3000
+
+
+class StudentError(Exception):
+    """The submission raised (or exited) while the probe called it."""
+
+    def __init__(self, stage: str, text: str) -> None:
+        super().__init__(stage)
+        self.stage, self.text = stage, text
+
+
+def call(stage: str, fn, *args, **kwargs):
+    """fn(*args, **kwargs), turning anything it raises (even SystemExit) into StudentError."""
+    try:
+        return fn(*args, **kwargs)
+    except BaseException as err:  # noqa: BLE001 - a submission may raise anything
+        text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+        raise StudentError(stage, text[-TRACEBACK_CHARS:]) from None
+
+
+def import_student(module: str, package: bool):
+    name = f"submission.{module}" if package else module
+    return call(f"import {module}.py", importlib.import_module, name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def describe(value) -> dict:
+    """Type, dtype and shape of a returned value, whatever it is."""
+    info = {"type": f"{type(value).__module__}.{type(value).__qualname__}"}
+    if isinstance(value, (np.ndarray, torch.Tensor)):
+        info["dtype"] = str(value.dtype).replace("torch.", "")
+        info["shape"] = list(value.shape)
+    return info
+
+
+def as_array(value) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+# --- episodes ---------------------------------------------------------------
+
+def probe_episodes(job: dict, inputs: dict, package: bool) -> tuple[dict, dict]:
+    load_data = import_student("load_data", package)
+    generator_class = call("find DataGenerator", getattr, load_data, "DataGenerator")
+    arrays, configs = {}, []
+    for i, cfg in enumerate(job["configs"]):
+        record = {"ways": cfg["ways"], "shots": cfg["shots"], "split": cfg["split"]}
+        configs.append(record)
+        try:
+            generator = call(
+                f"DataGenerator({cfg['ways']}, {cfg['shots'] + 1}, {cfg['split']!r}, config=...)",
+                generator_class, cfg["ways"], cfg["shots"] + 1, cfg["split"],
+                config={"data_folder": job["data_folder"], "img_size": (28, 28)},
+            )
+            images, labels = [], []
+            for e in range(cfg["episodes"]):
+                out = call("DataGenerator._sample()", generator._sample)
+                if not (isinstance(out, (tuple, list)) and len(out) == 2):
+                    record["returned"] = describe(out)
+                    raise StudentError("DataGenerator._sample()", f"returned {describe(out)['type']}, "
+                                       "not a pair (images, labels)")
+                if e == 0:
+                    record["images"], record["labels"] = describe(out[0]), describe(out[1])
+                images.append(call("convert images to an array", as_array, out[0]))
+                labels.append(call("convert labels to an array", as_array, out[1]))
+            arrays[f"images_{i}"] = call("stack the episodes' images", np.stack, images)
+            arrays[f"labels_{i}"] = call("stack the episodes' labels", np.stack, labels)
+        except StudentError as err:
+            record["error"] = {"stage": err.stage, "traceback": err.text}
+    return {"configs": configs}, arrays
+
+
+# --- model ------------------------------------------------------------------
+
+def build_model(job: dict, package: bool):
+    module = import_student("mann", package)
+    cls = call("find MANN", getattr, module, "MANN")
+    model = call(f"MANN({job['ways']}, {job['shots'] + 1}, {job['hidden']})",
+                 cls, job["ways"], job["shots"] + 1, job["hidden"])
+    return module, model
+
+
+def loss_callable(module, model):
+    """The submission's loss: MANN.loss_function when defined, else mann.loss_function."""
+    method = getattr(model, "loss_function", None)
+    if callable(method):
+        return method
+    function = getattr(module, "loss_function", None)
+    if callable(function):
+        return function
+    raise StudentError("find loss_function", "neither MANN.loss_function nor a module-level "
+                       "loss_function(preds, labels) is defined in mann.py")
+
+
+def lstm_description(layer) -> dict:
+    info = {"type": f"{type(layer).__module__}.{type(layer).__qualname__}",
+            "is_lstm": isinstance(layer, torch.nn.LSTM)}
+    for attr in ("input_size", "hidden_size", "num_layers", "batch_first", "bidirectional", "proj_size", "bias"):
+        value = getattr(layer, attr, None)
+        if isinstance(value, (bool, int)):
+            info[attr] = value
+    return info
+
+
+def forward(model, images: np.ndarray, labels: np.ndarray, stage: str):
+    """The model's raw return value for numpy inputs, without gradients."""
+    with torch.no_grad():
+        return call(stage, model, torch.from_numpy(images), torch.from_numpy(labels))
+
+
+def probe_model(job: dict, inputs: dict, package: bool) -> tuple[dict, dict]:
+    op = job["op"]
+    module, model = build_model(job, package)
+    info: dict = {"op": op}
+    arrays: dict = {}
+    if op in ("layers", "init"):
+        info["layers"] = {name: lstm_description(getattr(model, name, None)) for name in ("layer1", "layer2")}
+        state = call("MANN.state_dict()", model.state_dict)
+        info["parameters"] = {k: list(v.shape) for k, v in state.items()}
+        if op == "init":
+            arrays = {k: as_array(v).astype(np.float64) for k, v in state.items()}
+    elif op == "forward":
+        out = forward(model, inputs["images"], inputs["labels"], "MANN.forward(images, labels)")
+        info["output"] = describe(out)
+        arrays["output"] = call("convert the output to an array", as_array, out)
+    elif op == "masked":
+        for tag in ("a", "b"):
+            out = forward(model, inputs["images"], inputs[f"labels_{tag}"], "MANN.forward(images, labels)")
+            arrays[f"output_{tag}"] = call("convert the output to an array", as_array, out)
+    elif op == "loss":
+        loss = loss_callable(module, model)
+        for i in range(job["cases"]):
+            value = call("loss_function(preds, labels)", loss,
+                         torch.from_numpy(inputs[f"preds_{i}"]), torch.from_numpy(inputs[f"labels_{i}"]))
+            info[f"value_{i}"] = describe(value)
+            arrays[f"value_{i}"] = call("convert the loss to an array", as_array, value)
+    elif op == "reference":
+        weights = {k[2:]: torch.from_numpy(v) for k, v in inputs.items() if k.startswith("w:")}
+        call("MANN.load_state_dict(reference weights)", model.load_state_dict, weights)
+        out = forward(model, inputs["images"], inputs["labels"], "MANN.forward(images, labels)")
+        info["output"] = describe(out)
+        arrays["output"] = call("convert the output to an array", as_array, out)
+    else:
+        raise ValueError(f"unknown model operation {op!r}")
+    return info, arrays
+
+
+# --- train ------------------------------------------------------------------
+
+def episode_batch(flat: torch.Tensor, rows: np.ndarray, label: np.ndarray, ways: int):
+    """Images float32 [b, K+1, N, 784] and one-hot labels float32 [b, K+1, N, N]
+    gathered exactly as the reference sampler does (uint8 / 255)."""
+    index = torch.from_numpy(rows.astype(np.int64))
+    images = flat.index_select(0, index.reshape(-1)).to(torch.float32).mul_(1.0 / 255.0)
+    labels = torch.eye(ways).index_select(0, torch.from_numpy(label.astype(np.int64)).reshape(-1))
+    return images.view(*rows.shape, -1), labels.view(*rows.shape, ways)
+
+
+def probe_train(job: dict, inputs: dict, package: bool) -> tuple[dict, dict]:
+    module, model = build_model(job, package)
+    loss_fn = loss_callable(module, model)
+    optimiser = call("torch.optim.Adam(MANN.parameters())", torch.optim.Adam, model.parameters(), lr=job["lr"])
+    ways = job["ways"]
+    train_flat = torch.from_numpy(inputs["train_images"].reshape(-1, IMAGE_DIM))
+    losses = np.zeros(job["steps"], dtype=np.float64)
+    started = time.monotonic()
+    for step in range(job["steps"]):
+        images, labels = episode_batch(train_flat, inputs["train_rows"][step], inputs["train_labels"][step], ways)
+        preds = call("MANN.forward(images, labels)", model, images, labels)
+        loss = call("loss_function(preds, labels)", loss_fn, preds, labels)
+        call("optimizer.zero_grad()", optimiser.zero_grad)
+        call("loss.backward()", lambda: loss.backward())
+        call("optimizer.step()", optimiser.step)
+        losses[step] = call("float(loss)", lambda: float(loss.detach()))
+    train_s = time.monotonic() - started
+    test_flat = torch.from_numpy(inputs["test_images"].reshape(-1, IMAGE_DIM))
+    preds_out = []
+    rows, label = inputs["test_rows"], inputs["test_labels"]
+    for start in range(0, len(rows), 250):
+        images, labels = episode_batch(test_flat, rows[start:start + 250], label[start:start + 250], ways)
+        if job.get("hide_query_labels"):
+            labels[:, -1] = 0.0
+        with torch.no_grad():
+            out = call("MANN.forward(images, labels)", model, images, labels)
+        preds_out.append(call("convert the output to an array", as_array, out))
+    arrays = {"losses": losses, "test_preds": np.concatenate(preds_out)}
+    return {"train_s": train_s}, arrays
+
+
+PROBES = {"episodes": probe_episodes, "model": probe_model, "train": probe_train}
+
+
+def run(kind: str, job: dict, inputs_path: str, outdir: str, package: bool) -> None:
+    """Run one probe and write ``result.npz`` and ``info.json`` into ``outdir``.
+
+    A StudentError is written as ``info["error"]``; anything else escaping
+    here is a bug of the probe and is recorded as ``info["probe_error"]``.
+    """
+    seed_everything(int(job.get("seed", 0)))
+    inputs = {}
+    if os.path.exists(inputs_path):
+        with np.load(inputs_path, allow_pickle=False) as z:
+            inputs = {k: z[k] for k in z.files}
+    info: dict = {}
+    arrays: dict = {}
+    try:
+        info, arrays = PROBES[kind](job, inputs, package)
+    except StudentError as err:
+        info["error"] = {"stage": err.stage, "traceback": err.text}
+    except BaseException:  # noqa: BLE001 - reported to the grader, which decides
+        info["probe_error"] = traceback.format_exc()[-TRACEBACK_CHARS:]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    safe = {}
+    for key, value in arrays.items():
+        array = np.asarray(value)
+        if array.dtype == object:
+            info.setdefault("unsaved", []).append(key)
+            continue
+        safe[key] = array
+    np.savez(os.path.join(outdir, "result.npz"), **safe)
+    with open(os.path.join(outdir, "info.json"), "w") as f:
+        json.dump(info, f, default=str)

@@ -1,0 +1,142 @@
+"""Broken and hostile variants of the correct test submission, made on the fly.
+
+The correct submission (tests/submissions/correct) marks the lines a variant
+may replace with `# GRADER-TEST: <marker>`; a variant replaces whole marked
+lines (keeping their indentation) or adds code at the top of a file.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+CORRECT = Path(__file__).resolve().parent / "submissions" / "correct"
+
+# name: {file: {marker: replacement lines}}; expected failures are in the tests.
+BROKEN = {
+    "unshuffled_query": {"load_data.py": {"query-order": "order = np.arange(n)"}},
+    "labels_only_shuffled": {"load_data.py": {"query-images": "pass"}},
+    "query_other_characters": {"load_data.py": {"query-images": (
+        "images[-1] = np.stack([self.read(os.path.join(f, sorted(os.listdir(f))[0]))"
+        " for f in random.sample(self.folders, n)])[order]")}},
+    "support_shuffled": {"load_data.py": {"return": (
+        "perm = np.random.permutation(n)\n"
+        "images[0], labels[0] = images[0][perm], labels[0][perm]\n"
+        "return images, labels")}},
+    "drawers_with_replacement": {"load_data.py": {"drawers": (
+        "files = [random.choice(sorted(os.listdir(folder))) for _ in range(k1)]")}},
+    "split_overlap": {"load_data.py": {"split": "self.folders = folders"}},
+    "float64_images": {"load_data.py": {"return": "return images.astype(np.float64), labels"}},
+    "not_inverted": {"load_data.py": {"ink": "image = image / image.max()"}},
+    "leaked_query_labels": {"mann.py": {"mask": "pass"}},
+    "loss_all_rows": {"mann.py": {"loss": "logits = preds.reshape(-1, n)",
+                                  "loss-target": "target = labels.reshape(-1, n).argmax(-1)"}},
+    "wrong_reshape_order": {"mann.py": {"sequence": (
+        "sequence = torch.cat([input_images, shown], dim=-1).transpose(1, 2).reshape(b, k1 * n, -1)")}},
+    "default_init": {"mann.py": {"init": "for layer in ():"}},
+    "two_layer_lstm": {"mann.py": {"layer1": (
+        "self.layer1 = nn.LSTM(num_classes + 784, hidden_dim, num_layers=2, batch_first=True)")}},
+    "flat_output": {"mann.py": {"output": "return out"}},
+}
+
+
+def make_variant(dest: Path, edits: dict[str, dict[str, str]], prefix: dict[str, str] | None = None,
+                 layout: str = "submission") -> Path:
+    """Write a copy of the correct submission with ``edits`` applied into ``dest``.
+
+    layout: "submission" (dest/submission/...), "src" (dest/src/submission/ with
+    __init__.py) or "flat" (files directly in dest).
+    """
+    code = {"submission": dest / "submission", "src": dest / "src" / "submission", "flat": dest}[layout]
+    code.mkdir(parents=True, exist_ok=True)
+    for source in sorted((CORRECT / "submission").glob("*.py")):
+        lines = source.read_text().splitlines()
+        for marker, replacement in edits.get(source.name, {}).items():
+            tag = f"# GRADER-TEST: {marker}"
+            hits = [i for i, line in enumerate(lines) if line.rstrip().endswith(tag)]
+            assert len(hits) == 1, f"{source.name} has {len(hits)} lines marked {tag}"
+            indent = lines[hits[0]][: len(lines[hits[0]]) - len(lines[hits[0]].lstrip())]
+            lines[hits[0]] = "\n".join(indent + part for part in replacement.splitlines())
+        text = "\n".join(lines) + "\n"
+        if prefix and source.name in prefix:
+            text = prefix[source.name] + "\n" + text
+        (code / source.name).write_text(text)
+    if layout == "src":
+        (code / "__init__.py").write_text("")
+    return dest
+
+
+def copy_correct(dest: Path) -> Path:
+    shutil.copytree(CORRECT, dest)
+    return dest
+
+
+# Training that a correct MANN passes on the synthetic store in a few seconds
+# (the default rubric's 400 steps of B=128, H=128 take minutes).
+QUICK_TRAINING = {"steps": 400, "batch": 32, "hidden": 64, "lr": 3e-3, "test_episodes": 200, "threshold": 0.6}
+
+
+# Fewer episodes than the default rubric's: still enough to catch each bug here.
+QUICK_DATA = {
+    "data_shapes": {"episodes": 2}, "support_rows": {"episodes": 8}, "query_shuffled": {"episodes": 20},
+    "query_characters": {"episodes": 8}, "distinct_drawers": {"episodes": 10}, "split_disjoint": {"episodes": 20},
+}
+
+
+def rubric_for_tests(include: list[str] | None = None, limits: dict | None = None, **params):
+    """The default rubric restricted to ``include`` (ids), with quick data and
+    training parameters, and test limits and per-test parameters overridden
+    (``training={...}``)."""
+    import tomllib
+
+    from mann.grading.rubric import DEFAULT_RUBRIC, parse_rubric
+
+    data = tomllib.loads(DEFAULT_RUBRIC.read_text())
+    if include is not None:
+        data["tests"] = {k: v for k, v in data["tests"].items() if k in include}
+        for entry in data["tests"].values():
+            entry["enabled"] = True
+    data["tests"].get("training", {}).update(QUICK_TRAINING)
+    for test_id, values in QUICK_DATA.items():
+        data["tests"].get(test_id, {}).update(values)
+    data["tests"].get("training", {}).pop("limits", None)
+    for test_id, values in params.items():
+        data["tests"][test_id].update(values)
+    if limits:
+        data["limits"].update(limits)
+    return parse_rubric(data, "test rubric")
+
+
+def pry_code(paths: dict[str, str]) -> str:
+    """Code put at the top of mann.py that tries to escape the sandbox and prints
+    what happened: `PRY <what>: blocked (<error>)` or `PRY <what>: SUCCEEDED`.
+
+    paths: read-reference, read-rubric, read-other-student, write-results
+    (absolute paths outside the sandbox the code should not reach).
+    """
+    return f'''
+import os as _os, signal as _signal
+def _pry(label, fn):
+    try:
+        fn()
+        print(f"PRY {{label}}: SUCCEEDED", flush=True)
+    except BaseException as err:
+        print(f"PRY {{label}}: blocked ({{type(err).__name__}})", flush=True)
+def _read(path):
+    with open(path) as f:
+        f.read(1)
+def _write(path):
+    with open(path, "w") as f:
+        f.write('{{"score": 1000, "tests": []}}')
+_pry("import-episodes", lambda: __import__("episodes"))
+_pry("import-grader", lambda: __import__("mann.grading"))
+_pry("read-reference", lambda: _read({paths["read-reference"]!r}))
+_pry("read-rubric", lambda: _read({paths["read-rubric"]!r}))
+_pry("read-other-student", lambda: _read({paths["read-other-student"]!r}))
+_pry("write-results", lambda: _write({paths["write-results"]!r}))
+_pry("kill-parent", lambda: _os.kill(_os.getppid(), _signal.SIGKILL))
+_write("results.json")  # the throwaway copy's own folder: allowed, and changes nothing
+if _os.fork() == 0:  # a process that leaves the session, to outlive the test
+    _os.setsid()
+    _os.execv("/bin/sleep", ["sleep", "4321"])
+'''

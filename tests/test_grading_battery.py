@@ -1,0 +1,118 @@
+"""The test battery on a correct submission and on one broken submission per test.
+
+All submissions are graded in one sandbox on the synthetic store (a 4-drawer
+PNG tree); a correct submission must score full marks on every test, and each
+broken one must fail exactly the tests its bug breaks. A bug in load_data.py
+is graded on the data tests and a bug in mann.py on the model tests: each
+probe imports only the module it tests, so the other half cannot notice it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from grading_variants import BROKEN, make_variant, rubric_for_tests
+from mann.grading.gradescope import check_payload
+from mann.grading.grade import Grader
+from mann.grading.outputs import write_submission
+from mann.grading.submission import find_submissions
+
+DATA_TESTS = ["data_shapes", "support_rows", "query_shuffled", "query_characters", "distinct_drawers", "split_disjoint"]
+MODEL_TESTS = ["mann_layers", "mann_init", "mann_output", "query_masked", "loss_reference", "predictions_reference"]
+ALL_BUT_TRAINING = DATA_TESTS + MODEL_TESTS
+IDENTIFIED = {"support_rows", "query_shuffled", "query_characters", "distinct_drawers", "split_disjoint"}
+
+# The tests each bug must fail (and no other) among the data or the model tests.
+EXPECTED_FAILURES = {
+    "unshuffled_query": {"query_shuffled"},
+    "labels_only_shuffled": {"query_shuffled"},
+    "query_other_characters": {"query_characters", "query_shuffled"},
+    "support_shuffled": {"support_rows"},
+    "drawers_with_replacement": {"distinct_drawers"},
+    "split_overlap": {"split_disjoint"},
+    "float64_images": {"data_shapes"},
+    "not_inverted": {"data_shapes"} | IDENTIFIED,
+    "leaked_query_labels": {"query_masked", "predictions_reference"},
+    "loss_all_rows": {"loss_reference"},
+    "wrong_reshape_order": {"predictions_reference"},
+    "default_init": {"mann_init"},
+    "two_layer_lstm": {"mann_layers", "predictions_reference"},
+    "flat_output": {"mann_output", "predictions_reference"},
+}
+
+
+@pytest.fixture(scope="module")
+def grader(grading_reference):
+    with Grader(grading_reference, rubric_for_tests(ALL_BUT_TRAINING)) as g:
+        yield g
+
+
+def failed(result) -> set[str]:
+    return {t.spec.id for t in result.tests if not t.passed}
+
+
+def test_every_broken_submission_fails_exactly_its_tests(grader, tmp_path):
+    assert set(EXPECTED_FAILURES) == set(BROKEN)
+    make_variant(tmp_path / "correct" / "correct", {})
+    correct = grader.grade(find_submissions([tmp_path / "correct"])[0])
+    assert failed(correct) == set(), [t.message for t in correct.tests if not t.passed]
+    assert correct.score == correct.max_score == 90
+    for name, edits in BROKEN.items():
+        make_variant(tmp_path / ("data" if "load_data.py" in edits else "model") / name, edits)
+    results = {}
+    for half, tests in (("data", DATA_TESTS), ("model", MODEL_TESTS)):
+        rubric = rubric_for_tests(tests)
+        results.update({s.name: grader.grade(s, rubric) for s in find_submissions([tmp_path / half])})
+    wrong = {name: failed(results[name]) for name in BROKEN if failed(results[name]) != EXPECTED_FAILURES[name]}
+    assert wrong == {}, {n: [t.message for t in results[n].tests if not t.passed] for n in wrong}
+    # failures explain themselves
+    messages = {name: {t.spec.id: t.message for t in r.tests} for name, r in results.items()}
+    assert "same order" in messages["unshuffled_query"]["query_shuffled"]
+    assert "sees the query labels" in messages["leaked_query_labels"]["query_masked"]
+    assert "both the train and the" in messages["split_overlap"]["split_disjoint"]
+    assert "float64" in messages["float64_images"]["data_shapes"]
+    assert "appears twice" in messages["drawers_with_replacement"]["distinct_drawers"]
+
+    # results.json in Gradescope's format, and the readable report
+    folder = write_submission(results["unshuffled_query"], rubric_for_tests(DATA_TESTS), tmp_path / "out" / "bob")
+    payload = json.loads((folder / "results.json").read_text())
+    check_payload(payload)
+    assert payload["score"] == 35
+    assert len(payload["tests"]) == len(DATA_TESTS)
+    zero = [t for t in payload["tests"] if t["score"] == 0]
+    assert len(zero) == 1 and zero[0]["max_score"] == 10 and "Query row" in zero[0]["name"]
+    report = (folder / "report.md").read_text()
+    assert "# unshuffled_query: 35 / 45" in report and "FAIL" in report
+
+
+def test_all_layouts_and_zips_grade_alike(grader, tmp_path):
+    import shutil
+
+    make_variant(tmp_path / "class" / "src_layout", {}, layout="src")
+    make_variant(tmp_path / "class" / "flat_layout", {}, layout="flat")
+    zipped = make_variant(tmp_path / "zipped" / "alice", {})
+    shutil.make_archive(str(tmp_path / "class" / "alice"), "zip", zipped.parent, "alice")
+    subs = find_submissions([tmp_path / "class"])
+    assert sorted(s.name for s in subs) == ["alice", "flat_layout", "src_layout"]
+    assert {s.code for s in subs} == {"alice/submission/", "", "src/submission/"}
+    quick = rubric_for_tests(["data_shapes", "mann_output"])
+    for sub in subs:
+        result = grader.grade(sub, quick)
+        assert failed(result) == set(), (sub.name, [t.message for t in result.tests if not t.passed])
+
+
+@pytest.mark.slow
+def test_training_passes_a_correct_model_and_fails_a_broken_one(grader, tmp_path):
+    make_variant(tmp_path / "correct", {})
+    make_variant(tmp_path / "leaked", BROKEN["leaked_query_labels"])
+    make_variant(tmp_path / "flat", BROKEN["flat_output"])
+    training = rubric_for_tests(["training"])
+    results = {s.name: grader.grade(s, training) for s in find_submissions([tmp_path])}
+    assert failed(results["correct"]) == set(), results["correct"].tests[0].message
+    assert "query accuracy" in results["correct"].tests[0].message
+    # trained while seeing the query labels, it guesses once the grader hides them
+    assert failed(results["leaked"]) == {"training"}, results["leaked"].tests[0].message
+    assert failed(results["flat"]) == {"training"}
+    assert "loss_function" in results["flat"].tests[0].message

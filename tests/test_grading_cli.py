@@ -1,0 +1,100 @@
+"""`mann grade` on a folder of mixed submissions: correct, buggy, hostile,
+not a submission, corrupt zip. Every student gets a valid results.json and a
+report, the class a gradebook and a summary, and the run never stops early."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import mann.cli
+import mann.grading.reference
+from grading_variants import BROKEN, make_variant, pry_code
+from mann.cli import main
+from mann.grading.gradescope import check_payload
+
+RUBRIC = """
+[grading]
+seed = 3
+
+[limits]
+wall_s = 8
+cpu_s = 3
+file_mb = 2
+
+[tests.data_shapes]
+name = "shapes"
+points = 2
+episodes = 2
+
+[tests.query_shuffled]
+name = "query shuffled"
+points = 3
+episodes = 20
+
+[tests.mann_output]
+name = "output"
+points = 5
+visibility = "hidden"
+"""
+
+
+@pytest.fixture
+def class_folder(tmp_path):
+    folder = tmp_path / "class"
+    make_variant(folder / "alice", {})
+    make_variant(folder / "bob", BROKEN["unshuffled_query"])
+    hostile = {"write-results": str(tmp_path / "out" / "mallory" / "results.json"),
+               "read-reference": mann.grading.reference.__file__, "read-rubric": str(tmp_path / "rubric.toml"),
+               "read-other-student": str(folder / "alice" / "submission" / "mann.py")}
+    make_variant(folder / "mallory", {"mann.py": {"sequence": "__import__('ctypes').string_at(0)"}},
+                 {"mann.py": pry_code(hostile)})
+    (folder / "dave").mkdir(parents=True)
+    (folder / "dave" / "hw1.py").write_text("print('wrong files')")
+    (folder / "erin.zip").write_bytes(b"not a zip at all")
+    (tmp_path / "rubric.toml").write_text(RUBRIC)
+    return folder
+
+
+@pytest.fixture
+def synthetic_data(grading_reference, easy_store, monkeypatch):
+    """`mann grade` reads the synthetic store and its 4-drawer tree instead of Omniglot."""
+    monkeypatch.setattr(mann.cli, "load_store", lambda args: easy_store)
+    monkeypatch.setattr(mann.grading.reference, "build_reference", lambda *args, **kwargs: grading_reference)
+
+
+def test_grading_a_mixed_class(class_folder, synthetic_data, capsys):
+    out = class_folder.parent / "out"
+    code = main(["grade", str(class_folder), "--out", str(out), "--rubric", str(class_folder.parent / "rubric.toml"),
+                 "--quiet"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    scores = {}
+    for name in ("alice", "bob", "mallory", "dave", "erin"):
+        payload = json.loads((out / name / "results.json").read_text())
+        check_payload(payload)
+        scores[name] = payload["score"]
+        assert (out / name / "report.md").is_file()
+    assert scores == {"alice": 10, "bob": 7, "mallory": 5, "dave": 0, "erin": 0}
+    mallory = json.loads((out / "mallory" / "results.json").read_text())
+    output = {t["name"]: t for t in mallory["tests"]}["output"]
+    assert "SIGSEGV" in output["output"] and output["visibility"] == "hidden"
+    assert "SUCCEEDED" not in (out / "mallory" / "report.md").read_text()
+    dave = json.loads((out / "dave" / "results.json").read_text())
+    assert "expected load_data.py and mann.py" in dave["output"]
+    assert "not a readable zip" in json.loads((out / "erin" / "results.json").read_text())["output"]
+    book = (out / "gradebook.csv").read_text().splitlines()
+    assert book[0] == "submission,data_shapes,query_shuffled,mann_output,total,max_score,problem"
+    assert len(book) == 6
+    assert "## Score distribution" in printed.out and (out / "summary.md").is_file()
+
+
+def test_one_submission_for_gradescope(class_folder, synthetic_data, tmp_path):
+    target = tmp_path / "autograder" / "results" / "results.json"
+    code = main(["grade", str(class_folder / "bob"), "--results-json", str(target), "--out", str(tmp_path / "g"),
+                 "--rubric", str(class_folder.parent / "rubric.toml"), "--quiet"])
+    assert code == 0
+    payload = json.loads(target.read_text())
+    check_payload(payload)
+    assert payload["score"] == 7 and payload["stdout_visibility"] == "hidden"

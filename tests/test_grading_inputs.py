@@ -1,0 +1,195 @@
+"""Bad input to `mann grade` is refused before any grading, with a clear message;
+the PNG tree, image identification, Gradescope payload and gradebook, without
+running any submission."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+import zipfile
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+
+from episodes.errors import UsageError
+from episodes.png_tree import write_png_tree
+from grading_variants import make_variant
+from mann.cli import main
+from mann.grading.image_index import UNKNOWN
+from mann.grading.rubric import DEFAULT_RUBRIC, load_rubric
+from mann.grading.submission import find_submissions, stage
+
+
+def rubric_error(tmp_path, text: str) -> str:
+    path = tmp_path / "rubric.toml"
+    path.write_text(text)
+    with pytest.raises(UsageError) as err:
+        load_rubric(path)
+    return str(err.value)
+
+
+def test_the_default_rubric_loads_and_sums_to_100():
+    rubric = load_rubric()
+    assert rubric.max_score == 100
+    assert "results_files" not in {t.id for t in rubric.tests}  # optional, off by default
+    training = {t.id: t for t in rubric.tests}["training"]
+    assert training.params["steps"] == 400 and training.limits.wall_s == 600
+    assert training.visibility == "after_due_date"
+
+
+def test_bad_rubrics_are_refused_with_the_reason(tmp_path):
+    assert "unknown test [tests.nonsense]" in rubric_error(tmp_path, "[tests.nonsense]\npoints = 1\n")
+    assert "known tests: data_shapes" in rubric_error(tmp_path, "[tests.nonsense]\npoints = 1\n")
+    assert "points = -5 is negative" in rubric_error(tmp_path, "[tests.mann_layers]\npoints = -5\n")
+    assert "visibility" in rubric_error(tmp_path, "[tests.mann_layers]\npoints = 1\nvisibility = 'secret'\n")
+    assert "unknown key 'stepz'" in rubric_error(tmp_path, "[tests.training]\npoints = 1\nstepz = 3\n")
+    assert "steps = 'many'" in rubric_error(tmp_path, "[tests.training]\npoints = 1\nsteps = 'many'\n")
+    assert "unknown limit 'wall'" in rubric_error(tmp_path, "[limits]\nwall = 3\n[tests.mann_layers]\npoints = 1\n")
+    assert "not valid TOML" in rubric_error(tmp_path, "[tests.mann_layers\n")
+    with pytest.raises(UsageError, match="no such file"):
+        load_rubric(tmp_path / "missing.toml")
+
+
+def test_a_path_that_is_not_a_submission_names_the_expected_files(tmp_path):
+    (tmp_path / "homework").mkdir()
+    (tmp_path / "homework" / "notes.txt").write_text("hi")
+    with pytest.raises(UsageError, match=r"not a submission: expected load_data.py and mann.py in submission/"):
+        find_submissions([tmp_path / "homework"])
+    with pytest.raises(UsageError, match="does not exist"):
+        find_submissions([tmp_path / "nowhere"])
+    with pytest.raises(UsageError, match="is a file, not a submission"):
+        find_submissions([tmp_path / "homework" / "notes.txt"])
+
+
+def test_unreadable_zips(tmp_path):
+    bad = tmp_path / "bob.zip"
+    bad.write_bytes(b"PK\x03\x04 this is not a zip")
+    with pytest.raises(UsageError, match="bob.zip is not a readable zip"):
+        find_submissions([bad])
+    # inside a class folder the corrupt zip is one student's zero, not the class's stop
+    make_variant(tmp_path / "class" / "alice", {})
+    shutil.copy(bad, tmp_path / "class" / "bob.zip")
+    (tmp_path / "class" / "carol").mkdir()
+    subs = {s.name: s for s in find_submissions([tmp_path / "class"])}
+    assert subs["alice"].gradable
+    assert not subs["bob"].gradable and "not a readable zip" in subs["bob"].problem
+    assert not subs["carol"].gradable and "expected load_data.py and mann.py" in subs["carol"].problem
+
+
+def test_unsafe_zip_members_are_refused(tmp_path):
+    path = tmp_path / "mallory.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("submission/load_data.py", "")
+        z.writestr("submission/mann.py", "")
+        z.writestr("../../outside.py", "print('escaped')")
+    sub = find_submissions([path])[0]
+    with pytest.raises(UsageError, match="points outside the zip"):
+        stage(sub, tmp_path / "staged")
+    assert not (tmp_path / "outside.py").exists()
+
+
+def test_name_collisions_in_a_class_folder(tmp_path):
+    make_variant(tmp_path / "class" / "alice", {})
+    shutil.make_archive(str(tmp_path / "class" / "alice"), "zip", tmp_path / "class" / "alice")
+    with pytest.raises(UsageError, match="two submissions are named 'alice'"):
+        find_submissions([tmp_path / "class"])
+
+
+def test_symlinks_in_a_submission_are_not_followed(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the answers")
+    folder = make_variant(tmp_path / "eve", {})
+    (folder / "submission" / "answers.txt").symlink_to(secret)
+    code, _ = stage(find_submissions([folder])[0], tmp_path / "staged")
+    assert (code / "mann.py").is_file() and not (code / "answers.txt").exists()
+
+
+def test_cli_refuses_bad_input_before_writing_anything(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "out"
+    assert main(["grade", str(tmp_path / "empty"), "--out", str(out)]) == 2
+    assert "mann: error:" in capsys.readouterr().err
+    assert not out.exists()
+    bad_rubric = tmp_path / "r.toml"
+    bad_rubric.write_text("[tests.mann_layers]\npoints = -1\n")
+    make_variant(tmp_path / "alice", {})
+    assert main(["grade", str(tmp_path / "alice"), "--rubric", str(bad_rubric), "--out", str(out)]) == 2
+    assert "negative" in capsys.readouterr().err and not out.exists()
+    make_variant(tmp_path / "class" / "a", {})
+    make_variant(tmp_path / "class" / "b", {})
+    assert main(["grade", str(tmp_path / "class"), "--results-json", str(tmp_path / "r.json"), "--out", str(out)]) == 2
+    assert "--results-json names one file but 2 submissions" in capsys.readouterr().err
+
+
+def test_png_tree_reads_back_as_the_assignment_expects(easy_store, grading_reference):
+    tree = grading_reference.tree
+    alphabets = sorted(p.name for p in tree.iterdir())
+    assert all((tree / a).is_dir() for a in alphabets)  # nothing but alphabet folders
+    first = sorted((tree / easy_store.characters[0]).iterdir())
+    assert [p.name for p in first] == ["0001_01.png", "0001_02.png", "0001_03.png", "0001_04.png"]
+    png = imageio.imread(first[1])
+    assert png.shape == (28, 28) and png.dtype == np.uint8
+    assert np.array_equal(png, 255 - easy_store.images[0, 1])  # dark ink on white
+    assert not first[1].stat().st_mode & stat.S_IWUSR  # handed over read-only
+    student = 1.0 - png.reshape(784).astype(np.float32) / png.max()
+    chars, drawers = grading_reference.index.identify(np.stack([student, 1.0 - student]))
+    assert chars.tolist() == [0, UNKNOWN] and drawers[0] == 1
+    # a tree is written once: the same call reuses it, a different drawer count is refused
+    assert write_png_tree(easy_store, tree, drawers=4) == tree
+    with pytest.raises(UsageError, match="another drawer count"):
+        write_png_tree(easy_store, tree, drawers=5)
+
+
+def test_results_files_check_reads_the_deliverables(grading_reference, tmp_path):
+    from mann.grading.checks_files import results_judge
+
+    rng = np.random.default_rng(0)
+    for shots, ways, right in ((1, 2, 0.95), (2, 2, 0.5)):
+        labels = rng.integers(0, ways, size=(100, ways))
+        preds = np.where(rng.random((100, ways)) < right, labels, (labels + 1) % ways)
+        with open(tmp_path / f"mann_results_{shots}_{ways}.npy", "wb") as f:
+            np.save(f, np.eye(ways)[labels])  # one-hot labels, then predicted classes
+            np.save(f, preds)
+    params = {"runs": [[1, 2, 0.9], [2, 2, 0.9], [1, 3, 0.75]]}
+    verdict = results_judge(grading_reference, params, tmp_path)
+    assert not verdict.passed
+    assert "mann_results_1_2.npy: 9" in verdict.message and "(>= 90% needed)" in verdict.message
+    assert "% query accuracy (< 90% needed)" in verdict.message and "mann_results_1_3.npy: missing" in verdict.message
+    assert results_judge(grading_reference, {"runs": [[1, 2, 0.9]]}, tmp_path).passed
+
+
+def test_default_rubric_file_documents_every_test():
+    text = DEFAULT_RUBRIC.read_text()
+    from mann.grading.battery import CHECKS
+
+    for test_id in CHECKS:
+        assert f"[tests.{test_id}]" in text
+
+
+def test_gradebook_and_gradescope_payload(tmp_path):
+    from mann.grading.grade import SubmissionResult, TestOutcome
+    from mann.grading.gradebook import write_gradebook
+    from mann.grading.gradescope import check_payload, results_payload
+    from mann.grading.submission import Submission
+
+    rubric = load_rubric()
+    results = []
+    for name, passing in (("a", 13), ("b", 6), ("c", 0)):
+        tests = [TestOutcome(spec, i < passing, spec.points if i < passing else 0.0, "m")
+                 for i, spec in enumerate(rubric.tests)]
+        results.append(SubmissionResult(Submission(name, tmp_path, "submission/"), tests, seconds=1.5))
+    csv_path, md_path = write_gradebook(results, tmp_path)
+    lines = csv_path.read_text().splitlines()
+    assert lines[0].split(",")[:2] == ["submission", "data_shapes"] and lines[0].endswith("total,max_score,problem")
+    assert [line.split(",")[0] for line in lines[1:]] == ["a", "b", "c"]
+    summary = md_path.read_text()
+    assert "## Score distribution" in summary and "90-100%" in summary and "## Tests passed" in summary
+    payload = results_payload(results[1], rubric)
+    check_payload(payload)
+    json.dumps(payload)
+    assert payload["score"] == sum(t["score"] for t in payload["tests"])
+    assert {t["visibility"] for t in payload["tests"]} == {"visible", "after_due_date"}
+    with pytest.raises(ValueError):
+        check_payload({**payload, "tests": [{**payload["tests"][0], "score": 99}]})
