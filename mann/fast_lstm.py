@@ -66,7 +66,10 @@ class LSTMSequence(torch.autograd.Function):
         i, f, g, o = acts.unflatten(-1, (4, hidden)).unbind(2)  # each [B, T, H]
         # d(pre-activation) = dc * factor for i, f, g and dh * factor for o;
         # the factors need no recursion, so they are made for all steps at once.
-        dc_factor = torch.stack([g * i * (1 - i), cs[:, :-1] * f * (1 - f), i * (1 - g * g)], dim=2)  # [B, T, 3, H]
+        dc_factor = acts.new_empty(batch, steps, 3, hidden)
+        torch.mul(g, i * (1 - i), out=dc_factor[:, :, 0])
+        torch.mul(cs[:, :-1], f * (1 - f), out=dc_factor[:, :, 1])
+        torch.mul(i, 1 - g * g, out=dc_factor[:, :, 2])
         dh_to_dc = o * (1 - tanh_c * tanh_c)
         dh_to_do = tanh_c * o * (1 - o)
         dgates = acts.new_empty(batch, steps, 4, hidden)
