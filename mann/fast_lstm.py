@@ -20,13 +20,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mann.model import MANN, episode_sequence
+from mann.model import MANN, shown_labels
 
 
 class LSTMSequence(torch.autograd.Function):
     """One single-layer LSTM over a whole sequence, zero initial state.
 
-    x: float32 [B, T, D]; w_ih: [4H, D]; w_hh: [4H, H]; b_ih, b_hh: [4H].
+    The input at each step is ``[x | side]``: x float32 [B, T, D] and side
+    float32 [B, T, S] or None. Kept apart so the images are never copied into
+    a concatenated input; w_ih: [4H, D+S]; w_hh: [4H, H]; b_ih, b_hh: [4H].
     Returns h: float32 [B, T, H]. Gate order i, f, g, o as in ``nn.LSTM``.
 
     Per time step only the recurrent product and a few element-wise ops run.
@@ -37,11 +39,14 @@ class LSTMSequence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh):
-        batch, steps, _ = x.shape
+    def forward(ctx, x, side, w_ih, w_hh, b_ih, b_hh):
+        batch, steps, width = x.shape
         hidden = w_hh.shape[1]
         # Pre-activations of all steps at once; activated in place step by step.
-        acts = torch.addmm(b_ih + b_hh, x.reshape(batch * steps, -1), w_ih.t()).view(batch, steps, 4 * hidden)
+        acts = torch.addmm(b_ih + b_hh, x.reshape(batch * steps, width), w_ih[:, :width].t())
+        if side is not None:
+            acts.addmm_(side.reshape(batch * steps, -1), w_ih[:, width:].t())
+        acts = acts.view(batch, steps, 4 * hidden)
         hs = x.new_zeros(batch, steps + 1, hidden)  # hs[:, t] = h_{t-1}
         cs = x.new_zeros(batch, steps + 1, hidden)  # cs[:, t] = c_{t-1}
         tanh_c = x.new_empty(batch, steps, hidden)
@@ -56,12 +61,12 @@ class LSTMSequence(torch.autograd.Function):
             torch.addcmul(f * cs[:, t], i, g, out=cs[:, t + 1])
             torch.tanh(cs[:, t + 1], out=tanh_c[:, t])
             torch.mul(o, tanh_c[:, t], out=hs[:, t + 1])
-        ctx.save_for_backward(x, w_ih, w_hh, acts, hs, cs, tanh_c)
+        ctx.save_for_backward(x, side, w_ih, w_hh, acts, hs, cs, tanh_c)
         return hs[:, 1:]
 
     @staticmethod
     def backward(ctx, grad_h):
-        x, w_ih, w_hh, acts, hs, cs, tanh_c = ctx.saved_tensors
+        x, side, w_ih, w_hh, acts, hs, cs, tanh_c = ctx.saved_tensors
         batch, steps, hidden = grad_h.shape
         i, f, g, o = acts.unflatten(-1, (4, hidden)).unbind(2)  # each [B, T, H]
         # d(pre-activation) = dc * factor for i, f, g and dh * factor for o;
@@ -84,28 +89,36 @@ class LSTMSequence(torch.autograd.Function):
                 dc = dc * f[:, t]
                 dh = dgates[:, t].reshape(batch, 4 * hidden) @ w_hh
         flat = dgates.view(batch * steps, 4 * hidden)
-        grad_x = grad_w_ih = grad_w_hh = grad_b = None
+        width = x.shape[-1]
+        grad_x = grad_side = grad_w_ih = grad_w_hh = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = (flat @ w_ih).view(x.shape)
+            grad_x = (flat @ w_ih[:, :width]).view(x.shape)
         if ctx.needs_input_grad[1]:
-            # x^T·dG then transposed: MKL runs this orientation ~25% faster than dG^T·x here.
-            grad_w_ih = (x.reshape(batch * steps, -1).t() @ flat).t()
+            grad_side = (flat @ w_ih[:, width:]).view(side.shape)
         if ctx.needs_input_grad[2]:
+            # [x | side]^T · dG, then transposed: MKL runs this orientation ~25%
+            # faster than dG^T · [x | side] here; the cat is of the small result.
+            parts = [x.reshape(batch * steps, width).t() @ flat]
+            if side is not None:
+                parts.append(side.reshape(batch * steps, -1).t() @ flat)
+            grad_w_ih = torch.cat(parts).t()
+        if ctx.needs_input_grad[3]:
             grad_w_hh = flat.t() @ hs[:, :-1].reshape(batch * steps, hidden)
-        if ctx.needs_input_grad[3] or ctx.needs_input_grad[4]:
+        if ctx.needs_input_grad[4] or ctx.needs_input_grad[5]:
             grad_b = flat.sum(dim=0)
-        return grad_x, grad_w_ih, grad_w_hh, grad_b, grad_b
+        return grad_x, grad_side, grad_w_ih, grad_w_hh, grad_b, grad_b
 
 
-def lstm_sequence(x: torch.Tensor, layer: nn.LSTM) -> torch.Tensor:
-    """h: float32 [B, T, H] of a one-layer batch-first ``nn.LSTM``, computed fast."""
+def lstm_sequence(x: torch.Tensor, layer: nn.LSTM, side: torch.Tensor | None = None) -> torch.Tensor:
+    """h: float32 [B, T, H] of a one-layer batch-first ``nn.LSTM`` on ``[x | side]``, computed fast."""
     return LSTMSequence.apply(
-        x, layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0
+        x, side, layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0
     )
 
 
 def fast_forward(model: MANN, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """The same function as ``model(images, labels)``: float32 [B, K+1, N, N]."""
-    x = episode_sequence(images, labels)
-    hidden = lstm_sequence(x, model.layer1)
+    batch, rows, ways, _ = labels.shape
+    steps = rows * ways
+    hidden = lstm_sequence(images.reshape(batch, steps, -1), model.layer1, shown_labels(labels).reshape(batch, steps, ways))
     return lstm_sequence(hidden, model.layer2).reshape(labels.shape)

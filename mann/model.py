@@ -73,8 +73,12 @@ def episode_sequence(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     labels from the loss.
     """
     batch, rows, ways, _ = labels.shape
-    shown = torch.cat([labels[:, :-1], torch.zeros_like(labels[:, -1:])], dim=1)
-    return torch.cat([images, shown], dim=-1).reshape(batch, rows * ways, -1)
+    return torch.cat([images, shown_labels(labels)], dim=-1).reshape(batch, rows * ways, -1)
+
+
+def shown_labels(labels: torch.Tensor) -> torch.Tensor:
+    """float32 [B, K+1, N, N]: the labels the model is given, the query row zeroed (a copy)."""
+    return torch.cat([labels[:, :-1], torch.zeros_like(labels[:, -1:])], dim=1)
 
 
 def loss_function(preds: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
