@@ -137,7 +137,7 @@ def pivot_tables(groups: pd.DataFrame) -> dict[int, pd.DataFrame]:
     tables = {}
     for hidden, part in groups.groupby("hidden", sort=True):
         text = [
-            format_ci(m, c) + ("" if n == most else f" ({n} seed{'s' if n > 1 else ''})")
+            format_ci(m, c) + ("" if n == most else f" ({_count(n, 'seed')})")
             for m, c, n in zip(part["accuracy"], part["ci95"], part["seeds"])
         ]
         frame = part.assign(value=text, K=[f"K={k}" for k in part["shots"]], N=part["ways"])
@@ -171,7 +171,8 @@ def write_sweep_report(folder: str | Path, out: str | Path | None = None) -> Pat
                 else "± 95% CI over the test episodes (one seed)")
         lines += [
             f"Test query accuracy (%) on {', '.join(map(str, episodes))} fixed test episodes per cell, {over}; "
-            f"{int(groups['seeds'].max())} seed(s) per cell; {len(ok)} of {len(spec.get('cells', rows))} cells finished. "
+            f"{_count(int(groups['seeds'].max()), 'seed')} per N/K/hidden; "
+            f"{len(ok)} of {_count(len(spec.get('cells', rows)), 'cell')} finished. "
             f"Rows N, columns K, one table per hidden size.",
             "",
         ]
@@ -205,9 +206,13 @@ def session_lines(sessions: list[dict], rows: pd.DataFrame) -> list[str]:
         total = sum(float(s["wall_s"]) for s in sessions)
         cell_time = float(rows["wall_s"].astype(float).sum(skipna=True)) if "wall_s" in rows else 0.0
         lines += [
-            f"Total wall time: {total / 60:.1f} min over {len(sessions)} invocation(s) "
+            f"Total wall time: {total / 60:.1f} min over {_count(len(sessions), 'invocation')} "
             f"(the cells' own wall times add up to {cell_time / 60:.1f} min); "
             f"host {sessions[-1].get('host', '?')}, executor {sessions[-1].get('executor', '?')}.",
             "",
         ]
     return lines
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
