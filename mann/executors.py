@@ -143,18 +143,23 @@ class ProcessExecutor:
         ) as pool:
             futures = {pool.submit(_work_in_process, cell, run_dirs[cell.id]): cell for cell in cells}
             pending = set(futures)
-            while pending:
-                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                drain()
-                for future in done:
-                    cell = futures[future]
-                    try:
-                        result = future.result()
-                    except BrokenProcessPool as err:
-                        broken = str(err) or "a worker process died"
-                        continue
-                    finished.add(cell.id)
-                    emit("done", cell.id, result)
+            try:
+                while pending:
+                    done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                    drain()
+                    for future in done:
+                        cell = futures[future]
+                        try:
+                            result = future.result()
+                        except BrokenProcessPool as err:
+                            broken = str(err) or "a worker process died"
+                            continue
+                        finished.add(cell.id)
+                        emit("done", cell.id, result)
+            except BaseException:
+                # Ctrl-C: the workers got the SIGINT too; start no further cell and wait for them to stop.
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
         drain()
         queue.close()
         if broken is None:
