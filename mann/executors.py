@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
+import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -87,11 +89,12 @@ class SerialExecutor:
 _WORKER: dict = {}
 
 
-def _init_worker(store: OmniglotStore, threads: int, queue) -> None:
+def _init_worker(store_file: str, threads: int, queue) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    _WORKER.update(store=store, queue=queue)
+    with open(store_file, "rb") as f:
+        _WORKER.update(store=pickle.load(f), queue=queue)
 
 
 def _work_in_process(cell: Cell, run_dir: Path) -> CellResult:
@@ -137,9 +140,15 @@ class ProcessExecutor:
                 emit(kind, cell_id, payload)
 
         broken: str | None = None
-        with ProcessPoolExecutor(
+        # The store (25 MB) reaches the workers through a file: in the initializer's arguments
+        # it would be written down each spawn pipe while the child is still importing torch.
+        shipping = tempfile.TemporaryDirectory(prefix="mann-sweep-")
+        store_file = Path(shipping.name) / "store.pkl"
+        with store_file.open("wb") as f:
+            pickle.dump(store, f, protocol=pickle.HIGHEST_PROTOCOL)
+        with shipping, ProcessPoolExecutor(
             max_workers=min(self.workers, len(cells)), mp_context=context,
-            initializer=_init_worker, initargs=(store, self.threads, queue),
+            initializer=_init_worker, initargs=(str(store_file), self.threads, queue),
         ) as pool:
             futures = {pool.submit(_work_in_process, cell, run_dirs[cell.id]): cell for cell in cells}
             pending = set(futures)
@@ -160,6 +169,11 @@ class ProcessExecutor:
                 # Ctrl-C: the workers got the SIGINT too; start no further cell and wait for them to stop.
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
+            if broken is not None:
+                # CPython's pool terminates the surviving workers of a broken pool, but misses one
+                # that was still starting, and then waits for it forever: stop them all here.
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    process.kill()
         drain()
         queue.close()
         if broken is None:

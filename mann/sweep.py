@@ -110,7 +110,8 @@ def run_sweep(
                 bars.step(cell_id, *payload)
 
         try:
-            executor.run(store, todo, {c.id: runs / c.id for c in todo}, emit)
+            if todo:  # nothing to do must not start worker processes or a Ray cluster
+                executor.run(store, todo, {c.id: runs / c.id for c in todo}, emit)
         finally:
             bars.close()
         wall = time.perf_counter() - start

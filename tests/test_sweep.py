@@ -294,3 +294,32 @@ def test_mann_sweep_runs_reports_and_resumes(synthetic_root, tmp_path, capsys):
     assert main(bad) == 2
     assert "cell N101_K1_H8_seed0: N (ways) = 101 is larger than the split's 100" in capsys.readouterr().err
     assert not (tmp_path / "results" / "cli2").exists()
+
+
+@pytest.mark.slow
+def test_a_killed_worker_fails_only_its_cells_and_a_rerun_completes_them(store, tmp_path):
+    import multiprocessing
+    import threading
+
+    spec = tiny_spec(name="killed", steps=120, eval_every=5)
+    runs = tmp_path / "runs" / "killed"
+
+    def kill_a_worker_mid_cell():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if list(runs.glob("*/log.csv")):  # a cell is training in a worker
+                os.kill(multiprocessing.active_children()[0].pid, signal.SIGKILL)
+                return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_a_worker_mid_cell)
+    killer.start()
+    outcome = run_sweep(spec, store, tmp_path / "results", tmp_path / "runs", make_executor("local", 2, 1),
+                        progress=False)
+    killer.join()
+    assert outcome.failed and all(r["error"].startswith("WorkerDied") for r in outcome.failed)
+    latest = ResultStore(tmp_path / "results" / "killed").latest()
+    assert len(latest) == 4 and sum(r["status"] == "ok" for r in latest.values()) == 4 - len(outcome.failed)
+    rerun = run_sweep(spec, store, tmp_path / "results", tmp_path / "runs", progress=False)
+    assert rerun.ran == len(outcome.failed) and not rerun.failed
+    assert ResultStore(tmp_path / "results" / "killed").finished() == set(latest)
