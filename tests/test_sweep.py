@@ -4,12 +4,14 @@ atomic rows, and executors (worker processes, a local Ray) that reproduce the se
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -255,8 +257,9 @@ def test_worker_processes_give_the_serial_rows(store, serial, tmp_path):
 
 
 @pytest.mark.slow
-def test_local_ray_gives_the_serial_rows(store, serial, tmp_path):
+def test_local_ray_gives_the_serial_rows(store, serial, tmp_path, monkeypatch):
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'mann-bench[ray]'); the Ray executor is optional")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)  # never the user's cluster
     executor = make_executor("ray", workers=2, threads=1)  # a private local Ray with 2 CPUs, shut down after
     run_sweep(tiny_spec(), store, tmp_path / "results", tmp_path / "runs", executor, progress=False)
     assert outcome_rows(tmp_path / "results" / "tiny") == outcome_rows(serial)
@@ -298,9 +301,6 @@ def test_mann_sweep_runs_reports_and_resumes(synthetic_root, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_a_killed_worker_fails_only_its_cells_and_a_rerun_completes_them(store, tmp_path):
-    import multiprocessing
-    import threading
-
     spec = tiny_spec(name="killed", steps=120, eval_every=5)
     runs = tmp_path / "runs" / "killed"
 
