@@ -124,16 +124,22 @@ def run_data(args: argparse.Namespace) -> int:
 
 
 def add_report_parser(sub) -> None:
-    p = sub.add_parser("report", help="tabulate finished runs (CSV + Markdown)")
-    p.add_argument("runs", help="folder holding run folders with summary.json")
-    p.add_argument("--out", required=True, help="where to write runs.csv, table.csv, table.md")
+    p = sub.add_parser("report", help="tabulate finished runs or a sweep's results (CSV + Markdown, PNG plots)")
+    p.add_argument("runs", help="folder holding run folders with summary.json, or a sweep's results/<name>")
+    p.add_argument("--out", default=None, help="where to write the tables (required for run folders; "
+                   "default for a sweep: its own folder)")
     p.add_argument("--command", default=None, help="the command that produced the runs, written under the table")
     p.set_defaults(run=run_report)
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from mann.report import collect, write_report
+    from mann.report import collect, is_sweep_store, write_report, write_sweep_report
 
+    if is_sweep_store(args.runs):
+        print(write_sweep_report(args.runs, args.out).read_text())
+        return 0
+    if args.out is None:
+        raise UsageError(f"--out is required for a folder of run folders ({args.runs}); say where the tables go")
     runs = collect(args.runs)
     path = write_report(runs, args.out, args.command)
     print(path.read_text())
@@ -147,7 +153,9 @@ def add_bench_parser(sub) -> None:
 
 
 # Each entry adds one subcommand; keep them in the order of the help text.
-PARSERS = [add_train_parser, add_report_parser, add_bench_parser, add_data_parser, grade_command.add_parser]
+from mann.sweep import add_parser as add_sweep_parser  # noqa: E402 - sweep's flags live in its own module
+
+PARSERS = [add_train_parser, add_sweep_parser, add_report_parser, add_bench_parser, add_data_parser, grade_command.add_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from episodes.errors import UsageError
 from mann.io import atomic_write_text
-from mann.stats import format_ci
+from mann.stats import format_ci, mean_ci95
 
 # The CS330 handout's expectations for the four graded runs (K, N) at 25k steps.
 HANDOUT_TARGETS = {(1, 2): "> 90%", (2, 2): "> 90%", (1, 3): "≈ 80%", (1, 4): "> 60–70%"}
@@ -66,3 +66,153 @@ def write_report(runs: pd.DataFrame, out: str | Path, command: str | None = None
         lines += ["Reproduce with:", "", "```", command, "```", ""]
     atomic_write_text(out / "table.md", "\n".join(lines))
     return out / "table.md"
+
+
+# ------------------------------------------------------------------------------------ sweep result stores
+
+# Everything that tells two cells apart except the seed: seeds of one group are aggregated.
+GROUP_AXES = ["ways", "shots", "hidden", "lr", "steps", "batch_size", "split"]
+EXTRA_AXES = ["lr", "steps", "batch_size", "split"]
+
+
+def is_sweep_store(folder: str | Path) -> bool:
+    """True for a ``mann sweep`` result store (it holds sweep.json), False for a folder of run folders."""
+    from mann.result_store import ResultStore
+
+    return ResultStore(folder).is_sweep()
+
+
+def collect_sweep(folder: str | Path) -> pd.DataFrame:
+    """The latest row of every cell of a sweep store, in the sweep's cell order (failed cells included)."""
+    from mann.result_store import ResultStore
+
+    results = ResultStore(folder)
+    latest = results.latest()
+    if not latest:
+        raise UsageError(f"sweep store {folder} has no finished cells yet; run its `mann sweep` command first")
+    order = {cell: i for i, cell in enumerate(results.spec().get("cells", {}))}
+    rows = sorted(latest.values(), key=lambda r: order.get(r["cell"], len(order)))
+    return pd.DataFrame(rows).reset_index(drop=True)
+
+
+def aggregate_seeds(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell group (all axes but the seed) over its finished cells.
+
+    accuracy / ci95: with two or more seeds, the mean of the seeds' test accuracies and
+    1.96 · std / sqrt(seeds) across them; with one seed, its accuracy and its CI over
+    the fixed test episodes (``ci_over`` says which).
+    """
+    ok = rows[rows["status"] == "ok"]
+    groups = []
+    for key, part in ok.groupby(GROUP_AXES, sort=True):
+        accs = part["test_accuracy"].astype(float).to_numpy()
+        if len(accs) >= 2:
+            mean, ci = mean_ci95(accs)
+            over = "seeds"
+        else:
+            mean, ci, over = float(accs[0]), float(part["test_ci95"].iloc[0]), "test episodes"
+        groups.append({
+            **dict(zip(GROUP_AXES, key)),
+            "seeds": len(accs),
+            "accuracy": mean,
+            "ci95": ci,
+            "ci_over": over,
+            "seed_list": " ".join(str(s) for s in sorted(part["seed"])),
+            "final_train_loss": float(part["final_train_loss"].astype(float).mean()),
+            "train_time_s": float(part["train_time_s"].astype(float).mean()),
+            "test_episodes": int(part["test_episodes"].iloc[0]),
+        })
+    return pd.DataFrame(groups, columns=[*GROUP_AXES, "seeds", "accuracy", "ci95", "ci_over", "seed_list",
+                                         "final_train_loss", "train_time_s", "test_episodes"])
+
+
+def varying_extras(groups: pd.DataFrame) -> list[str]:
+    return [a for a in EXTRA_AXES if groups[a].nunique() > 1]
+
+
+def pivot_tables(groups: pd.DataFrame) -> dict[int, pd.DataFrame]:
+    """{hidden: table} with rows N (plus any other varying axis), columns K, cells 'mean ± CI' in %."""
+    extras = varying_extras(groups)
+    most = int(groups["seeds"].max()) if len(groups) else 0
+    tables = {}
+    for hidden, part in groups.groupby("hidden", sort=True):
+        text = [
+            format_ci(m, c) + ("" if n == most else f" ({_count(n, 'seed')})")
+            for m, c, n in zip(part["accuracy"], part["ci95"], part["seeds"])
+        ]
+        frame = part.assign(value=text, K=[f"K={k}" for k in part["shots"]], N=part["ways"])
+        table = frame.pivot(index=["N", *extras], columns="K", values="value").fillna("")
+        table = table.reindex(sorted(table.columns, key=lambda k: int(k[2:])), axis=1).sort_index()
+        table.columns.name = None
+        tables[int(hidden)] = table
+    return tables
+
+
+def write_sweep_report(folder: str | Path, out: str | Path | None = None) -> Path:
+    """Tables (rows.csv, cells.csv, table_H<h>.csv, table.md) and PNG plots of a sweep store; return table.md."""
+    from mann.result_store import ResultStore
+
+    folder = Path(folder)
+    out = Path(out) if out is not None else folder
+    out.mkdir(parents=True, exist_ok=True)
+    rows = collect_sweep(folder)
+    groups = aggregate_seeds(rows)
+    tables = pivot_tables(groups)
+    store = ResultStore(folder)
+    spec = store.spec()
+    atomic_write_text(out / "rows.csv", rows.drop(columns=["traceback"], errors="ignore").to_csv(index=False))
+    atomic_write_text(out / "cells.csv", groups.to_csv(index=False))
+    lines = [f"# Sweep `{spec.get('name', folder.name)}`", ""]
+    ok = rows[rows["status"] == "ok"]
+    if len(ok):
+        episodes = sorted(ok["test_episodes"].unique())
+        seeds = sorted(groups["seeds"].unique())
+        over = ("mean ± 95% CI across seeds (1.96 · std / √seeds)" if max(seeds) > 1
+                else "± 95% CI over the test episodes (one seed)")
+        lines += [
+            f"Test query accuracy (%) on {', '.join(map(str, episodes))} fixed test episodes per cell, {over}; "
+            f"{_count(int(groups['seeds'].max()), 'seed')} per N/K/hidden; "
+            f"{len(ok)} of {_count(len(spec.get('cells', rows)), 'cell')} finished. "
+            f"Rows N, columns K, one table per hidden size.",
+            "",
+        ]
+    for hidden, table in tables.items():
+        atomic_write_text(out / f"table_H{hidden}.csv", table.to_csv())
+        lines += [f"## hidden = {hidden}", "", table.reset_index().to_markdown(index=False), ""]
+    failed = rows[rows["status"] != "ok"]
+    if len(failed):
+        lines += ["## Failed cells", "", *[f"- `{c}`: {e}" for c, e in zip(failed["cell"], failed["error"])], ""]
+    plots = []
+    try:
+        from mann.plots import write_plots
+
+        plots = write_plots(groups, {cell: folder / "logs" / f"{cell}.csv" for cell in ok["cell"]}, rows, out)
+    except ImportError:
+        lines += ["(plots skipped: matplotlib is not installed; pip install 'mann-bench[plots]')", ""]
+    if plots:
+        lines += ["Plots: " + ", ".join(f"[{p.name}]({p.name})" for p in plots), ""]
+    lines += session_lines(store.sessions(), rows)
+    atomic_write_text(out / "table.md", "\n".join(lines))
+    return out / "table.md"
+
+
+def session_lines(sessions: list[dict], rows: pd.DataFrame) -> list[str]:
+    """How the results were made: the command(s) and the total wall time."""
+    commands = list(dict.fromkeys(s["command"] for s in sessions if s.get("command")))
+    lines = []
+    if commands:
+        lines += ["Reproduce with:", "", "```", *commands, "```", ""]
+    if sessions:
+        total = sum(float(s["wall_s"]) for s in sessions)
+        cell_time = float(rows["wall_s"].astype(float).sum(skipna=True)) if "wall_s" in rows else 0.0
+        lines += [
+            f"Total wall time: {total / 60:.1f} min over {_count(len(sessions), 'invocation')} "
+            f"(the cells' own wall times add up to {cell_time / 60:.1f} min); "
+            f"host {sessions[-1].get('host', '?')}, executor {sessions[-1].get('executor', '?')}.",
+            "",
+        ]
+    return lines
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

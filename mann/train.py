@@ -109,8 +109,13 @@ def train(
     out: str | Path,
     resume: bool = False,
     progress: bool = True,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> dict:
-    """Train, checkpoint, test; return the summary row (also written to ``out``)."""
+    """Train, checkpoint, test; return the summary row (also written to ``out``).
+
+    ``on_step(step, steps)``, when given, is called once at the start (with the
+    resumed step) and after every step, so a caller can draw its own progress.
+    """
     config.validate()
     device = resolve_device(config.device)
     splits = prepare_splits(store, config)
@@ -137,6 +142,8 @@ def train(
         total=config.steps, initial=start_step, disable=not progress, dynamic_ncols=True,
         desc=f"train N={config.ways} K={config.shots} H={config.hidden}",
     )
+    if on_step is not None:
+        on_step(start_step, config.steps)
     t0 = time.perf_counter() - elapsed
     window_loss = torch.zeros((), device=device)
     window_acc = torch.zeros((), device=device)
@@ -153,6 +160,8 @@ def train(
         window_acc += query_accuracy(preds.detach(), labels).mean()
         window += 1
         bar.update(1)
+        if on_step is not None:
+            on_step(step, config.steps)
         if step % config.eval_every == 0 or step == config.steps:
             val_acc, val_loss = evaluate(model, val_batches, forward)
             row = {

@@ -31,3 +31,62 @@ def test_report_tabulates_every_run_with_ci_and_target(tmp_path, capsys):
 def test_report_of_an_empty_folder_is_refused(tmp_path):
     with pytest.raises(UsageError, match="no finished runs"):
         collect(tmp_path)
+
+
+# ------------------------------------------------------------------------------------ sweep result stores
+
+def fake_sweep(folder, accuracies, ci=0.02, failed=()):
+    """A sweep store with made-up rows: accuracies[(ways, shots, hidden)] = one accuracy per seed."""
+    from mann.grid import expand, spec_from_mapping
+    from mann.result_store import ResultStore
+
+    seeds = max(len(v) for v in accuracies.values())
+    spec = spec_from_mapping({"ways": [2, 3], "shots": [1, 2], "hidden": [8, 128], "seeds": list(range(seeds)),
+                              "steps": 100}, "test", name="fake")
+    cells = expand(spec)
+    store = ResultStore(folder)
+    with store.open_for(cells, spec.to_dict()):
+        for cell in cells:
+            c = cell.config
+            accs = accuracies.get((c.ways, c.shots, c.hidden), [])
+            row = {"cell": cell.id, **c.to_dict(), "wall_s": 10.0, "error": None}
+            if cell.id in failed or c.seed >= len(accs):
+                store.add({**row, "status": "failed", "error": "RuntimeError: boom"}, None)
+                continue
+            log = "step,train_loss,train_acc,val_loss,val_acc,wall_s\n50,1.0,0.4,1.0,0.4,1\n100,0.8,0.6,0.8,0.6,2\n"
+            store.add({**row, "status": "ok", "test_accuracy": accs[c.seed], "test_ci95": ci,
+                       "final_train_loss": 0.5, "train_time_s": 9.0}, log)
+        store.add_session({"command": "mann sweep --fake", "wall_s": 90.0, "host": "h", "executor": "SerialExecutor"})
+    return store
+
+
+def test_sweep_tables_pivot_n_by_k_per_hidden_with_seed_ci_computed_by_hand(tmp_path, capsys):
+    from mann.report import aggregate_seeds, collect_sweep, pivot_tables
+
+    accuracies = {(n, k, h): [0.5, 0.6, 0.7] for n in (2, 3) for k in (1, 2) for h in (8, 128)}
+    accuracies[(3, 2, 128)] = [0.9]  # seeds 1 and 2 of this cell failed: its CI is the test-episode one
+    fake_sweep(tmp_path / "fake", accuracies, ci=0.0123)
+    groups = aggregate_seeds(collect_sweep(tmp_path / "fake"))
+    tables = pivot_tables(groups)
+    assert sorted(tables) == [8, 128]
+    for table in tables.values():
+        assert table.shape == (2, 2) and list(table.index) == [2, 3] and list(table.columns) == ["K=1", "K=2"]
+    # mean 0.6, sample std 0.1, 1.96 * 0.1 / sqrt(3) = 0.11316 -> "60.0 ± 11.3"
+    assert tables[8].loc[2, "K=1"] == "60.0 ± 11.3"
+    assert tables[128].loc[3, "K=2"] == "90.0 ± 1.2 (1 seed)"
+    assert main(["report", str(tmp_path / "fake")]) == 0
+    md = (tmp_path / "fake" / "table.md").read_text()
+    assert "## hidden = 8" in md and "## hidden = 128" in md and "60.0 ± 11.3" in md
+    assert "mann sweep --fake" in md and "Total wall time: 1.5 min" in md
+    assert md.count("RuntimeError: boom") == 2  # the two failed cells are listed
+    assert (tmp_path / "fake" / "table_H8.csv").read_text().splitlines()[0] == "N,K=1,K=2"
+    for name in ("accuracy_vs_ways.png", "accuracy_vs_hidden.png", "learning_curves.png"):
+        assert (tmp_path / "fake" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sweep_report_can_go_elsewhere_and_run_folders_still_need_out(tmp_path):
+    fake_sweep(tmp_path / "fake", {(2, 1, 8): [0.7]})
+    assert main(["report", str(tmp_path / "fake"), "--out", str(tmp_path / "elsewhere")]) == 0
+    assert (tmp_path / "elsewhere" / "table.md").exists() and (tmp_path / "elsewhere" / "cells.csv").exists()
+    fake_run(tmp_path / "runs" / "a", 2, 1, 0.9, 0.01)
+    assert main(["report", str(tmp_path / "runs")]) == 2

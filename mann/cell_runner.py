@@ -1,0 +1,84 @@
+"""Run one cell of a sweep and turn the outcome, success or failure, into its result row.
+
+This is the function every executor calls (in-process, in a worker process or
+as a Ray task). It never raises for a failing cell: the error becomes a row
+with ``status = "failed"`` so the other cells go on.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from episodes.omniglot import OmniglotStore
+from mann.grid import Cell
+
+# The summary fields a row keeps (besides the config): results, cost and provenance.
+SUMMARY_FIELDS = (
+    "train_fingerprint", "val_fingerprint", "test_fingerprint", "test_accuracy", "test_ci95", "test_loss",
+    "val_accuracy", "final_train_loss", "train_time_s", "steps_per_s", "device", "threads", "data_source",
+)
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """A finished cell: its row for results.jsonl and its learning curve (log.csv text, '' if none)."""
+
+    row: dict
+    log_csv: str
+
+
+def run_cell(
+    cell: Cell,
+    store: OmniglotStore,
+    run_dir: str | Path,
+    on_step: Callable[[int, int], None] | None = None,
+) -> CellResult:
+    """Train (or resume, or just re-read) the cell in ``run_dir``; return its row, never raise for its failure."""
+    from mann.train import train
+
+    start = time.perf_counter()
+    run_dir = Path(run_dir)
+    base = {"cell": cell.id, **cell.config.to_dict(), **versions(), "host": platform.node(), "run_dir": str(run_dir)}
+    try:
+        summary = train(cell.config, store, run_dir, resume=True, progress=False, on_step=on_step)
+    except Exception as err:  # noqa: BLE001 - any failure of one cell is recorded, the sweep goes on
+        row = {
+            **base,
+            "status": "failed",
+            "error": f"{type(err).__name__}: {err}",
+            "traceback": "".join(traceback.format_exception(err)[-6:]),
+            "wall_s": time.perf_counter() - start,
+            "finished_at": _now(),
+        }
+        return CellResult(row, "")
+    row = {
+        **base,
+        **{k: summary.get(k) for k in SUMMARY_FIELDS},
+        "status": "ok",
+        "error": None,
+        "wall_s": time.perf_counter() - start,
+        "finished_at": _now(),
+    }
+    log = run_dir / "log.csv"
+    return CellResult(row, log.read_text() if log.exists() else "")
+
+
+def versions() -> dict:
+    """Package versions of the process that ran the cell (a Ray worker may differ from the driver)."""
+    import numpy
+    import torch
+
+    import mann
+
+    return {"mann_bench": mann.__version__, "torch": torch.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version()}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,325 @@
+"""Sweeps: grid expansion, bad input refused before any work, resume, failure isolation,
+atomic rows, and executors (worker processes, a local Ray) that reproduce the serial rows."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from episodes import UsageError
+from mann.cli import build_parser, main
+from mann.executors import ProcessExecutor, make_executor
+from mann.grid import PRESETS, expand, preset_mapping, spec_from_mapping
+from mann.result_store import ResultStore, append_jsonl, read_jsonl
+from mann.sweep import run_sweep, spec_from_args
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {"steps": 20, "batch_size": 4, "val_episodes": 10, "test_episodes": 30, "eval_every": 10, "checkpoint_every": 10}
+# Fields that must be equal however and wherever a cell ran.
+SAME = ("status", "test_accuracy", "test_ci95", "test_loss", "final_train_loss", "val_accuracy", "steps",
+        "test_fingerprint")
+
+
+def tiny_spec(name="tiny", **axes):
+    mapping = {"ways": [2, 3], "shots": [1], "hidden": [8], "seeds": [0, 1], **TINY, **axes}
+    return spec_from_mapping(mapping, "test", name=name)
+
+
+def outcome_rows(folder: Path) -> dict[str, tuple]:
+    return {cell: tuple(row.get(k) for k in SAME) for cell, row in ResultStore(folder).latest().items()}
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def serial(store, tmp_path_factory) -> Path:
+    """The tiny sweep run once, in this process: the reference every other way of running must match."""
+    root = tmp_path_factory.mktemp("serial")
+    run_sweep(tiny_spec(), store, root / "results", root / "runs", progress=False)
+    return root / "results" / "tiny"
+
+
+# ------------------------------------------------------------------------------------------------ the grid
+
+def test_blocks_expand_to_distinct_cells_in_order():
+    spec = spec_from_mapping(
+        {"seeds": [0, 1], "grid": [{"ways": [2], "shots": [1, 2]}, {"ways": [2, 3], "shots": [1]}]}, "test", name="g"
+    )
+    ids = [c.id for c in expand(spec)]
+    assert ids == ["N2_K1_H128_seed0", "N2_K1_H128_seed1", "N2_K2_H128_seed0", "N2_K2_H128_seed1",
+                   "N3_K1_H128_seed0", "N3_K1_H128_seed1"]  # N2_K1 appears in both blocks, once here
+
+
+def test_an_axis_that_varies_names_the_cells():
+    spec = spec_from_mapping({"ways": [2], "lr": [1e-3, 3e-3], "batch_size": [16]}, "test", name="g")
+    assert [c.id for c in expand(spec)] == ["N2_K1_H128_seed0_lr0.001", "N2_K1_H128_seed0_lr0.003"]
+    assert {c.config.batch_size for c in expand(spec)} == {16}
+
+
+def test_cs330_preset_is_the_assignments_runs_plus_two_hidden_sizes():
+    cells = expand(spec_from_mapping(preset_mapping("cs330"), "preset cs330"))
+    assert len(cells) == 18
+    assert {(c.config.shots, c.config.ways, c.config.hidden) for c in cells} == {
+        (1, 2, 128), (2, 2, 128), (1, 3, 128), (1, 4, 128), (1, 3, 8), (1, 3, 256)}
+    assert {c.config.seed for c in cells} == {0, 1, 2}
+    assert {(c.config.steps, c.config.batch_size, c.config.lr, c.config.split) for c in cells} == {
+        (25_000, 128, 1e-3, "cs330")}
+
+
+def test_flags_replace_an_axis_of_a_preset_everywhere():
+    args = build_parser().parse_args(["sweep", "--preset", "cs330", "--seeds", "0", "--hidden", "64", "--steps", "2000"])
+    spec = spec_from_args(args)
+    cells = expand(spec)
+    assert spec.name == "cs330-sweep"
+    assert {(c.config.shots, c.config.ways) for c in cells} == {(1, 2), (2, 2), (1, 3), (1, 4)}
+    assert {(c.config.hidden, c.config.seed, c.config.steps) for c in cells} == {(64, 0, 2000)}
+
+
+def test_toml_file_describes_a_sweep(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('seeds = [3]\ntest_episodes = 40\n\n[[grid]]\nways = [2, 5]\nshots = 1\nhidden = [8, 16]\n')
+    spec = spec_from_args(build_parser().parse_args(["sweep", "--config", str(path)]))
+    cells = expand(spec)
+    assert spec.name == "mine" and len(cells) == 4
+    assert {(c.config.ways, c.config.hidden, c.config.seed, c.config.test_episodes) for c in cells} == {
+        (2, 8, 3, 40), (2, 16, 3, 40), (5, 8, 3, 40), (5, 16, 3, 40)}
+
+
+def test_the_same_flags_find_the_same_folder_and_other_flags_another():
+    name = lambda *a: spec_from_args(build_parser().parse_args(["sweep", *a])).name  # noqa: E731
+    assert name("--ways", "2", "3") == name("--ways", "2", "3")
+    assert name("--ways", "2", "3") != name("--ways", "2", "4")
+    assert set(PRESETS) == {"cs330", "quick"}
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+
+@pytest.mark.parametrize(
+    "flags,match",
+    [
+        (["--preset", "cs331"], "unknown preset.*cs330, quick"),
+        (["--ways", "2", "--shots", "1", "20"], "K <= 19"),
+        (["--config", "{missing}"], "cannot read it"),
+        (["--config", "{bad_toml}"], "not valid TOML"),
+        (["--config", "{unknown_key}"], "unknown key 'hiden'"),
+        (["--config", "{empty}"], "ways = \\[\\] is empty"),
+        ([], "nothing to sweep"),
+        (["--preset", "quick", "--config", "{empty}"], "choose one"),
+        (["--ways", "2", "--name", "../up"], "sweep name"),
+    ],
+)
+def test_bad_input_is_one_clear_line_before_anything_runs(flags, match, tmp_path, capsys):
+    (tmp_path / "bad.toml").write_text("ways = [2\n")
+    (tmp_path / "key.toml").write_text("ways = [2]\nhiden = [8]\n")
+    (tmp_path / "empty.toml").write_text("ways = []\n")
+    files = {"missing": tmp_path / "nope.toml", "bad_toml": tmp_path / "bad.toml", "unknown_key": tmp_path / "key.toml",
+             "empty": tmp_path / "empty.toml"}
+    flags = [f.format(**files) for f in flags]
+    results = tmp_path / "results"
+    # No data root: each mistake must be caught before the data would be loaded.
+    code = main(["sweep", *flags, "--results", str(results), "--runs", str(tmp_path / "runs"),
+                 "--data-root", str(tmp_path / "no-data"), "--no-download", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("mann: error:") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert re.search(match, err), err
+    assert not results.exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_cell_the_split_cannot_serve_is_refused_before_any_work(store, tmp_path):
+    with pytest.raises(UsageError, match="cell N500_K1_H8_seed0: N \\(ways\\) = 500 is larger than the split's 100"):
+        run_sweep(tiny_spec(ways=[2, 500]), store, tmp_path / "results", tmp_path / "runs", progress=False)
+    assert not (tmp_path / "results").exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_folder_of_another_sweep_is_refused_and_left_alone(store, serial, tmp_path):
+    folder = tmp_path / "results" / "tiny"
+    shutil.copytree(serial, folder)
+    before = snapshot(folder)
+    with pytest.raises(UsageError, match="holds another sweep.*steps=20 there vs 30 here.*--name"):
+        run_sweep(tiny_spec(steps=30), store, tmp_path / "results", tmp_path / "runs", progress=False)
+    assert snapshot(folder) == before and not (tmp_path / "runs").exists()
+
+
+def test_a_folder_that_is_not_a_sweep_store_is_refused(store, tmp_path):
+    folder = tmp_path / "results" / "tiny"
+    folder.mkdir(parents=True)
+    (folder / "table.md").write_text("the foundation's report\n")
+    with pytest.raises(UsageError, match="not a sweep's store"):
+        run_sweep(tiny_spec(), store, tmp_path / "results", tmp_path / "runs", progress=False)
+    assert snapshot(folder) == {"table.md": b"the foundation's report\n"}
+
+
+# ------------------------------------------------------------------------------------------------ the store
+
+def test_every_cell_gets_one_row_and_a_rerun_skips_them(store, serial, tmp_path):
+    assert len(serial.joinpath("results.jsonl").read_text().splitlines()) == 4
+    latest = ResultStore(serial).latest()
+    assert set(latest) == {"N2_K1_H8_seed0", "N2_K1_H8_seed1", "N3_K1_H8_seed0", "N3_K1_H8_seed1"}
+    row = latest["N3_K1_H8_seed1"]
+    assert row["status"] == "ok" and 0 <= row["test_accuracy"] <= 1 and row["test_ci95"] >= 0
+    for key in ("train_fingerprint", "final_train_loss", "steps", "wall_s", "steps_per_s", "device", "torch", "numpy"):
+        assert row[key] is not None, key
+    assert (serial / "logs" / "N3_K1_H8_seed1.csv").read_text().startswith("step,")
+    shutil.copytree(serial.parent.parent, tmp_path / "copy")
+    rows_before = (tmp_path / "copy" / "results" / "tiny" / "results.jsonl").read_bytes()
+    outcome = run_sweep(tiny_spec(), store, tmp_path / "copy" / "results", tmp_path / "copy" / "runs", progress=False)
+    assert (outcome.ran, outcome.skipped) == (0, 4)
+    assert (tmp_path / "copy" / "results" / "tiny" / "results.jsonl").read_bytes() == rows_before
+
+
+def test_a_failing_cell_is_recorded_and_the_others_go_on(store, serial, tmp_path):
+    bad = tmp_path / "runs" / "tiny" / "N3_K1_H8_seed0"
+    bad.mkdir(parents=True)
+    (bad / "checkpoint.pt").write_text("not a checkpoint")
+    outcome = run_sweep(tiny_spec(), store, tmp_path / "results", tmp_path / "runs", progress=False)
+    assert [r["cell"] for r in outcome.failed] == ["N3_K1_H8_seed0"]
+    latest = ResultStore(tmp_path / "results" / "tiny").latest()
+    assert latest["N3_K1_H8_seed0"]["status"] == "failed" and latest["N3_K1_H8_seed0"]["error"]
+    assert sum(r["status"] == "ok" for r in latest.values()) == 3
+    # The cause removed, a rerun retries only the failed cell, and it matches the serial run.
+    (bad / "checkpoint.pt").unlink()
+    outcome = run_sweep(tiny_spec(), store, tmp_path / "results", tmp_path / "runs", progress=False)
+    assert (outcome.ran, outcome.failed) == (1, [])
+    assert outcome_rows(tmp_path / "results" / "tiny") == outcome_rows(serial)
+
+
+def test_a_torn_last_line_is_ignored_then_repaired(tmp_path):
+    path = tmp_path / "results.jsonl"
+    append_jsonl(path, {"cell": "a", "x": 1})
+    with path.open("ab") as f:
+        f.write(b'{"cell": "b", "x"')  # what a kill in the middle of a write could leave
+    assert read_jsonl(path) == [{"cell": "a", "x": 1}]
+    append_jsonl(path, {"cell": "c", "x": 3})
+    assert path.read_text() == '{"cell": "a", "x": 1}\n{"cell": "c", "x": 3}\n'
+
+
+CRASH_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+import torch
+torch.set_num_threads(1)
+from conftest import identity_store
+from mann.grid import spec_from_mapping
+from mann.sweep import run_sweep
+if __name__ == "__main__":
+    spec = spec_from_mapping({mapping!r}, "test", name="tiny")
+    run_sweep(spec, identity_store(), {results!r}, {runs!r}, progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_mid_sweep_loses_no_row_and_the_rerun_completes_it(store, serial, tmp_path):
+    mapping = {"ways": [2, 3], "shots": [1], "hidden": [8], "seeds": [0, 1], **TINY}
+    script = CRASH_SCRIPT.format(tests=str(REPO / "tests"), mapping=mapping, results=str(tmp_path / "results"),
+                                 runs=str(tmp_path / "runs"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    rows = tmp_path / "results" / "tiny" / "results.jsonl"
+    deadline = time.monotonic() + 120
+    while not (rows.exists() and rows.read_bytes().count(b"\n") >= 1):
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "no row landed in 120 s"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    landed = len(read_jsonl(rows))
+    assert 1 <= landed < 4, "the kill came too late to test anything"
+    outcome = run_sweep(tiny_spec(), store, tmp_path / "results", tmp_path / "runs", progress=False)
+    assert outcome.ran == 4 - landed
+    lines = rows.read_text().splitlines()
+    assert len(lines) == 4 and len({json.loads(line)["cell"] for line in lines}) == 4  # none torn, none twice
+    assert outcome_rows(tmp_path / "results" / "tiny") == outcome_rows(serial)
+
+
+# ------------------------------------------------------------------------------------------------ executors
+
+@pytest.mark.slow
+def test_worker_processes_give_the_serial_rows(store, serial, tmp_path):
+    executor = make_executor("local", workers=2, threads=1)
+    assert isinstance(executor, ProcessExecutor)
+    run_sweep(tiny_spec(), store, tmp_path / "results", tmp_path / "runs", executor, progress=False)
+    assert outcome_rows(tmp_path / "results" / "tiny") == outcome_rows(serial)
+
+
+@pytest.mark.slow
+def test_local_ray_gives_the_serial_rows(store, serial, tmp_path, monkeypatch):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'mann-bench[ray]'); the Ray executor is optional")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)  # never the user's cluster
+    executor = make_executor("ray", workers=2, threads=1)  # a private local Ray with 2 CPUs, shut down after
+    run_sweep(tiny_spec(), store, tmp_path / "results", tmp_path / "runs", executor, progress=False)
+    assert outcome_rows(tmp_path / "results" / "tiny") == outcome_rows(serial)
+    import ray
+
+    assert not ray.is_initialized()
+
+
+def test_executor_flags_are_checked():
+    with pytest.raises(UsageError, match="--executor 'dask'"):
+        make_executor("dask")
+    with pytest.raises(UsageError, match="--workers 0"):
+        make_executor("local", workers=0)
+    with pytest.raises(UsageError, match="--address.*--executor ray"):
+        make_executor("local", address="10.0.0.1:6379")
+
+
+# ------------------------------------------------------------------------------------------------ the command
+
+def test_mann_sweep_runs_reports_and_resumes(synthetic_root, tmp_path, capsys):
+    flags = ["sweep", "--ways", "2", "3", "--shots", "1", "--hidden", "8", "--steps", "10", "--batch-size", "4",
+             "--test-episodes", "20", "--val-episodes", "10", "--eval-every", "5", "--name", "cli",
+             "--results", str(tmp_path / "results"), "--runs", str(tmp_path / "runs"),
+             "--data-root", str(synthetic_root), "--device", "cpu", "--quiet"]
+    assert main(flags) == 0
+    out, err = capsys.readouterr()
+    assert "## hidden = 8" in out and "2 run now" in err
+    folder = tmp_path / "results" / "cli"
+    assert (folder / "table.md").exists() and (folder / "accuracy_vs_ways.png").exists()
+    assert "mann sweep --name cli" in (folder / "table.md").read_text()
+    assert main(flags) == 0
+    assert "0 run now, 2 already finished" in capsys.readouterr().err
+    # N beyond the split, found once the data are loaded: refused, the store untouched.
+    bad = [{"3": "101", "cli": "cli2"}.get(f, f) for f in flags]
+    assert main(bad) == 2
+    assert "cell N101_K1_H8_seed0: N (ways) = 101 is larger than the split's 100" in capsys.readouterr().err
+    assert not (tmp_path / "results" / "cli2").exists()
+
+
+@pytest.mark.slow
+def test_a_killed_worker_fails_only_its_cells_and_a_rerun_completes_them(store, tmp_path):
+    spec = tiny_spec(name="killed", steps=120, eval_every=5)
+    runs = tmp_path / "runs" / "killed"
+
+    def kill_a_worker_mid_cell():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if list(runs.glob("*/log.csv")):  # a cell is training in a worker
+                os.kill(multiprocessing.active_children()[0].pid, signal.SIGKILL)
+                return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_a_worker_mid_cell)
+    killer.start()
+    outcome = run_sweep(spec, store, tmp_path / "results", tmp_path / "runs", make_executor("local", 2, 1),
+                        progress=False)
+    killer.join()
+    assert outcome.failed and all(r["error"].startswith("WorkerDied") for r in outcome.failed)
+    latest = ResultStore(tmp_path / "results" / "killed").latest()
+    assert len(latest) == 4 and sum(r["status"] == "ok" for r in latest.values()) == 4 - len(outcome.failed)
+    rerun = run_sweep(spec, store, tmp_path / "results", tmp_path / "runs", progress=False)
+    assert rerun.ran == len(outcome.failed) and not rerun.failed
+    assert ResultStore(tmp_path / "results" / "killed").finished() == set(latest)
