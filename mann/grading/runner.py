@@ -125,7 +125,13 @@ def _is_grader_entry(entry: Path, hidden: list[Path]) -> bool:
         return True
     if name.startswith(("mann_bench", "__editable__")) and "mann_bench" in name:
         return True
+    if name in ("mann", "episodes"):  # a non-editable install of the grader
+        return True
     real = entry.resolve()
+    if real.parent == entry.parent.resolve():
+        # A package installed in this site-packages: not the grader's, even when
+        # the virtualenv itself lives inside the grader's repository (.venv).
+        return False
     return any(real == h or h in real.parents for h in hidden)
 
 
