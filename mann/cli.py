@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 from episodes.errors import UsageError
+from mann.baselines.cli import add_parser as add_baselines_parser
+from mann.lake import add_parser as add_lake_parser
 
 
 def add_data_args(parser: argparse.ArgumentParser) -> None:
@@ -127,6 +129,7 @@ def add_report_parser(sub) -> None:
     p.add_argument("runs", help="folder holding run folders with summary.json")
     p.add_argument("--out", required=True, help="where to write runs.csv, table.csv, table.md")
     p.add_argument("--command", default=None, help="the command that produced the runs, written under the table")
+    p.add_argument("--by-model", action="store_true", help="one row per (split, N, K), one column per model (MANN and baselines)")
     p.set_defaults(run=run_report)
 
 
@@ -134,13 +137,19 @@ def run_report(args: argparse.Namespace) -> int:
     from mann.report import collect, write_report
 
     runs = collect(args.runs)
+    if args.by_model:
+        from mann.report import write_model_report
+
+        path = write_model_report(runs, args.out, args.command)
+        print(path.read_text())
+        return 0
     path = write_report(runs, args.out, args.command)
     print(path.read_text())
     return 0
 
 
 # Each entry adds one subcommand; keep them in the order of the help text.
-PARSERS = [add_train_parser, add_report_parser, add_data_parser]
+PARSERS = [add_train_parser, add_report_parser, add_data_parser, add_baselines_parser, add_lake_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:
