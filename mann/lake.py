@@ -73,19 +73,21 @@ def load_lake_model(folder: str | Path, device: str = "cpu") -> LakeModel:
             f"--run-folder {folder}: its MANN reads {shots}+1 rows per episode, but the Lake runs are 1-shot; "
             f"train one for K=1: {retrain}"
         )
+    name = f"mann H={summary.get('hidden')}" if model == "mann" else model
+    label = name if folder.name == model else f"{name} ({folder.name})"
     if model == "mann":
-        return LakeModel(f"mann H={summary.get('hidden')} ({folder.name})", _mann_scorer(folder, summary, device))
+        return LakeModel(label, _mann_scorer(folder, summary, device))
     from mann.baselines.train import evaluate_baseline, load_baseline
 
     loaded = load_baseline(folder, device)
     if (ways, shots) != (WAYS, 1):
-        print(f"note: {folder} is a ProtoNet tested at N={ways}, K={shots}; its embedding scores "
-              f"{WAYS}-way 1-shot runs as well", file=sys.stderr)
+        print(f"note: {folder} is a {model} tested at N={ways}, K={shots}; it is scored on the "
+              f"{WAYS}-way 1-shot runs all the same", file=sys.stderr)
 
     def score(images: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
         return evaluate_baseline(loaded.baseline, [(images, labels)])[0]
 
-    return LakeModel(f"{model} ({folder.name})", score)
+    return LakeModel(label, score)
 
 
 def _mann_scorer(folder: Path, summary: dict, device: str) -> Scorer:
@@ -106,23 +108,22 @@ def _mann_scorer(folder: Path, summary: dict, device: str) -> Scorer:
 
 
 def lake_error_table(runs: list[LakeRun], accuracies: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Rows run01..run20, then the overall error (mean ± 95% CI over runs) and the published references.
-
-    accuracies: {model label: per-run accuracy float [20]}.
+    """Error % per run (run01..run20), then the overall error % (mean ± 95% CI over the
+    runs) and the published references. accuracies: {model label: per-run accuracy float [20]}.
     """
-    table = pd.DataFrame({"run": [r.name for r in runs]})
-    overall = {"run": "overall error % (95% CI over runs)"}
+    rows = [{"run": r.name} for r in runs]
+    overall = {"run": "overall (mean ± 95% CI over runs)"}
     for label, acc in accuracies.items():
-        errors = np.rint((1.0 - np.asarray(acc)) * WAYS).astype(int)
-        table[f"{label}: errors / {WAYS}"] = errors
-        mean, ci = mean_ci95(1.0 - np.asarray(acc))
-        overall[f"{label}: errors / {WAYS}"] = f"{100 * mean:.1f} ± {100 * ci:.1f}"
+        error = 1.0 - np.asarray(acc, dtype=np.float64)
+        for row, e in zip(rows, error):
+            row[f"{label}: error %"] = f"{100 * e:.0f}"  # a run has 20 items: multiples of 5
+        mean, ci = mean_ci95(error)
+        overall[f"{label}: error %"] = f"{100 * mean:.1f} ± {100 * ci:.1f}"
     references = [
-        {"run": f"people (Lake et al. 2015): {100 * HUMAN_ERROR:.1f}% error"},
-        {"run": f"Bayesian program learning (Lake et al. 2015): {100 * BPL_ERROR:.1f}% error"},
+        {"run": f"people (Lake et al. 2015): {100 * HUMAN_ERROR:.1f}"},
+        {"run": f"Bayesian program learning (Lake et al. 2015): {100 * BPL_ERROR:.1f}"},
     ]
-    table = table.astype({c: object for c in table.columns})
-    return pd.concat([table, pd.DataFrame([overall, *references])], ignore_index=True).fillna("")
+    return pd.DataFrame([*rows, overall, *references]).fillna("")
 
 
 def score_lake_runs(folders: list[str | Path], archive: str | Path, device: str = "cpu") -> tuple[list[LakeRun], dict[str, np.ndarray]]:

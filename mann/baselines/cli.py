@@ -33,7 +33,7 @@ def add_parser(sub) -> None:
     p.add_argument("--train-ways", type=int, default=None, help="N of the training episodes (ProtoNets; default 60)")
     p.add_argument("--lr-halve-every", type=int, default=None, help="halve the meta learning rate every so many steps (0: never)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the weights and training episodes")
-    p.add_argument("--split", default=d.split, help="lake | cs330 (default %(default)s)")
+    p.add_argument("--split", default=d.split, help="cs330 | lake (default %(default)s, as mann train)")
     p.add_argument("--split-seed", type=int, default=d.split_seed, help="seed of the character split (default %(default)s)")
     p.add_argument("--rotations", action="store_true", help="add 90/180/270° rotated copies as new classes")
     p.add_argument("--eval-every", type=int, default=d.eval_every, help="validate every so many steps")

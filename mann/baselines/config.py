@@ -57,7 +57,7 @@ class BaselineConfig:
     train_ways: int = 60
     lr_halve_every: int = 2000
     seed: int = 0
-    split: str = "lake"
+    split: str = "cs330"
     split_seed: int = 1
     rotations: bool = False
     eval_every: int = 500
