@@ -126,7 +126,7 @@ def load_omniglot(
         files = _read_set(src, name, verify)
         for character in sorted(files):
             drawers = files[character]
-            images.append(np.stack([_decode(drawers[d], image_size) for d in sorted(drawers)]))
+            images.append(np.stack([decode_png(drawers[d], image_size) for d in sorted(drawers)]))
             names.append(character)
             background.append(name == "images_background")
     order = np.argsort(names, kind="stable")
@@ -234,8 +234,11 @@ def _check_shape(files: dict[str, dict[int, bytes]], src: Path, name: str, verif
         )
 
 
-def _decode(png: bytes, size: int) -> np.ndarray:
-    """uint8 [size, size], ink=255.
+def decode_png(png: bytes, size: int) -> np.ndarray:
+    """One Omniglot PNG as uint8 [size, size], ink=255: the store's preprocessing.
+
+    Anything else scored beside the store's images (the 20 one-shot runs) is
+    decoded here too, so a model sees the same pixels either way.
 
     Converted to greyscale *before* resizing: Pillow silently resizes 1-bit
     images with nearest-neighbour whatever filter is asked for.

@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 
 from episodes.errors import UsageError
+from mann.baselines.cli import add_parser as add_baselines_parser
 from mann.grading import command as grade_command
+from mann.lake import add_parser as add_lake_parser
 
 
 def add_data_args(parser: argparse.ArgumentParser) -> None:
@@ -129,6 +131,7 @@ def add_report_parser(sub) -> None:
     p.add_argument("--out", default=None, help="where to write the tables (required for run folders; "
                    "default for a sweep: its own folder)")
     p.add_argument("--command", default=None, help="the command that produced the runs, written under the table")
+    p.add_argument("--by-model", action="store_true", help="one row per (split, N, K), one column per model (MANN and baselines)")
     p.set_defaults(run=run_report)
 
 
@@ -141,6 +144,12 @@ def run_report(args: argparse.Namespace) -> int:
     if args.out is None:
         raise UsageError(f"--out is required for a folder of run folders ({args.runs}); say where the tables go")
     runs = collect(args.runs)
+    if args.by_model:
+        from mann.report import write_model_report
+
+        path = write_model_report(runs, args.out, args.command)
+        print(path.read_text())
+        return 0
     path = write_report(runs, args.out, args.command)
     print(path.read_text())
     return 0
@@ -155,7 +164,10 @@ def add_bench_parser(sub) -> None:
 # Each entry adds one subcommand; keep them in the order of the help text.
 from mann.sweep import add_parser as add_sweep_parser  # noqa: E402 - sweep's flags live in its own module
 
-PARSERS = [add_train_parser, add_sweep_parser, add_report_parser, add_bench_parser, add_data_parser, grade_command.add_parser]
+PARSERS = [
+    add_train_parser, add_sweep_parser, add_report_parser, add_baselines_parser, add_lake_parser,
+    add_bench_parser, add_data_parser, grade_command.add_parser,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -216,3 +216,88 @@ def session_lines(sessions: list[dict], rows: pd.DataFrame) -> list[str]:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+# --- Side by side: the MANN and the baselines on the same test episodes ---------------------------
+
+MODEL_COLUMNS = {
+    "mann": "MANN (H=128)",
+    "maml-fc": "MAML-FC",
+    "maml-cnn": "MAML-CNN",
+    "metasgd-cnn": "Meta-SGD-CNN",
+    "anil-cnn": "ANIL-CNN",
+    "protonet": "ProtoNets",
+}
+# DESIGN.md §4. These papers train on Vinyals et al.'s split (1,200 characters of all 50
+# alphabets, x4 by rotation) for 60,000 (MAML) or more episodes; see README "Baselines".
+PUBLISHED = {
+    (5, 1): "ProtoNets 98.8; MAML-CNN 98.7 (learn2learn 99.1); MAML-FC 89.7 (learn2learn 88.9)",
+    (5, 5): "ProtoNets 99.7",
+    (20, 1): "ProtoNets 96.0",
+    (20, 5): "ProtoNets 98.9",
+}
+
+
+def with_model_column(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs with ``model`` ("mann" where a MANN summary has none) and ``parameters`` filled in."""
+    from mann.model import MANN
+
+    runs = runs.copy()
+    if "model" not in runs:
+        runs["model"] = None
+    runs["model"] = runs["model"].fillna("mann")
+    if "parameters" not in runs:
+        runs["parameters"] = None
+    for i in runs.index[(runs["model"] == "mann") & runs["parameters"].isna()]:
+        model = MANN(int(runs.at[i, "ways"]), int(runs.at[i, "shots"]) + 1, int(runs.at[i, "hidden"]))
+        runs.at[i, "parameters"] = sum(p.numel() for p in model.parameters())
+    return runs
+
+
+def model_table(runs: pd.DataFrame, mann_hidden: int = 128) -> pd.DataFrame:
+    """Rows (split, N, K); one column per model: 'accuracy % ± CI (steps, minutes)'.
+
+    The MANN column holds runs of hidden size ``mann_hidden`` only. Where a cell
+    has several runs, the longest (then the latest) is shown; runs.csv keeps all.
+    """
+    runs = with_model_column(runs)
+    keep = (runs["model"] != "mann") | (runs["hidden"] == mann_hidden)
+    runs = runs[keep].copy()
+    if "finished_at" not in runs:
+        runs["finished_at"] = ""
+    runs["finished_at"] = runs["finished_at"].fillna("")
+    runs = runs.sort_values(["steps", "finished_at"]).groupby(["split", "ways", "shots", "model"], sort=False).tail(1)
+    models = [m for m in MODEL_COLUMNS if m in set(runs["model"])] + sorted(set(runs["model"]) - set(MODEL_COLUMNS))
+    rows = []
+    for (split, ways, shots), cell in runs.groupby(["split", "ways", "shots"]):
+        row = {"split": split, "N": int(ways), "K": int(shots)}
+        by_model = {r["model"]: r for _, r in cell.iterrows()}
+        for model in models:
+            r = by_model.get(model)
+            row[MODEL_COLUMNS.get(model, model)] = "" if r is None else (
+                f"{format_ci(r['test_accuracy'], r['test_ci95'])} "
+                f"({int(r['steps']):,} steps, {r['train_time_s'] / 60:.1f} min)"
+            )
+        row["published (Vinyals split)"] = PUBLISHED.get((int(ways), int(shots)), "")
+        row["handout (MANN)"] = HANDOUT_TARGETS.get((int(shots), int(ways)), "") if split == "cs330" else ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_model_report(runs: pd.DataFrame, out: str | Path, command: str | None = None) -> Path:
+    """Write runs.csv (every field of every run), by_model.csv and by_model.md; return the Markdown path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = model_table(runs)
+    atomic_write_text(out / "runs.csv", with_model_column(runs).to_csv(index=False))
+    atomic_write_text(out / "by_model.csv", table.to_csv(index=False))
+    lines = [
+        "Test accuracy % (95% CI) on the same fixed test episodes per row, with training steps and minutes.",
+        "",
+        table.to_markdown(index=False),
+        "",
+    ]
+    if command:
+        lines += ["Reproduce with:", "", "```", command, "```", ""]
+    atomic_write_text(out / "by_model.md", "\n".join(lines))
+    return out / "by_model.md"

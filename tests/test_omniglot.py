@@ -53,7 +53,7 @@ def test_second_load_comes_from_cache(small_zip_root, monkeypatch):
     first = load_omniglot(small_zip_root, download=False, verify=False)
     import episodes.omniglot as om
 
-    monkeypatch.setattr(om, "_decode", lambda *a: pytest.fail("decoded again instead of using the cache"))
+    monkeypatch.setattr(om, "decode_png", lambda *a: pytest.fail("decoded again instead of using the cache"))
     second = load_omniglot(small_zip_root, download=False, verify=False)
     np.testing.assert_array_equal(first.images, second.images)
 

@@ -1,0 +1,233 @@
+"""Baselines: the episode → task conversion, learning on synthetic data, the very same test
+episodes as the MANN, result rows a MANN table can hold, and every refusal of bad input."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import mann.baselines.train as baseline_train
+import mann.train as mann_train
+from conftest import decode_identity
+from episodes import EpisodeSampler, UsageError, make_split
+from episodes.omniglot import OmniglotStore
+from mann.baselines import episode_to_tasks, load_baseline, published_config, train_baseline
+from mann.baselines.config import GRADIENT_MODELS
+from mann.cli import main
+from mann.config import TrainConfig
+from mann.report import collect, model_table, write_model_report
+
+QUICK = dict(eval_every=1000, val_episodes=10, test_episodes=60, device="cpu", split="lake")
+
+
+@pytest.fixture(scope="module")
+def learn2learn():
+    from mann.baselines.l2l import import_learn2learn
+
+    try:
+        return import_learn2learn()
+    except UsageError as err:
+        pytest.skip(f"learn2learn is not importable ({err})")
+
+
+def corner_store(n_background: int = 300, n_evaluation: int = 200, seed: int = 0) -> OmniglotStore:
+    """Characters told apart only by an 8x8 corner pattern, the rest of each image fresh noise.
+
+    An untrained network is swamped by the noise; a trained one learns to look
+    at the corner, so accuracy must rise with training, not merely be high.
+    """
+    rng = np.random.default_rng(seed)
+    n = n_background + n_evaluation
+    images = rng.random((n, 20, 28, 28)) < 0.2
+    corner = rng.random((n, 1, 8, 8)) < 0.5
+    images[:, :, :8, :8] = corner ^ (rng.random((n, 20, 8, 8)) < 0.03)
+    names = tuple(f"C_{i // 20:03d}/character{i % 20 + 1:02d}" for i in range(n))
+    return OmniglotStore((images * 255).astype(np.uint8), names, np.arange(n) < n_background, "corner")
+
+
+@pytest.fixture(scope="module")
+def hard_store() -> OmniglotStore:
+    return corner_store()
+
+
+def test_episode_to_tasks_keeps_every_image_and_label_in_place(store):
+    split = make_split(store, "lake", "train")
+    images, labels = EpisodeSampler(split, 4, 3, batch_size=6, seed=2).sample()
+    tasks = episode_to_tasks(images, labels)
+    assert tasks.support_x.shape == (6, 12, 1, 28, 28) and tasks.query_x.shape == (6, 4, 1, 28, 28)
+    assert tasks.support_y.dtype == torch.int64 and tasks.query_y.shape == (6, 4)
+    # Support image k·N + n is row k, column n, with class n.
+    assert torch.equal(tasks.support_y, torch.arange(4).repeat(3).expand(6, 12))
+    assert torch.equal(tasks.support_x.reshape(6, 3, 4, 784), images[:, :3])
+    assert torch.equal(tasks.query_x.reshape(6, 4, 784), images[:, 3])
+    # Each query's label names the class of the support images it was drawn with.
+    support_chars, _ = decode_identity(images[:, :3].numpy())
+    query_chars, _ = decode_identity(images[:, 3].numpy())
+    for b in range(6):
+        assert [support_chars[b, 0, c] for c in tasks.query_y[b].tolist()] == query_chars[b].tolist()
+
+
+@pytest.fixture(scope="module")
+def mann_and_protonet_runs(store, tmp_path_factory):
+    """A MANN and a ProtoNet trained for the same N, K and split, and the test batches each was scored on."""
+    seen = {}
+
+    def recorder(module, name):
+        original = module.fixed_episodes
+
+        def record(split, ways, shots, episodes, seed, device="cpu"):
+            batches = original(split, ways, shots, episodes, seed, device)
+            if split.part == "test":
+                seen[name] = batches
+            return batches
+
+        return record
+
+    folder = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(mann_train, "fixed_episodes", recorder(mann_train, "mann"))
+        mp.setattr(baseline_train, "fixed_episodes", recorder(baseline_train, "protonet"))
+        mann = mann_train.train(
+            TrainConfig(ways=3, shots=2, hidden=8, steps=3, batch_size=4, split="lake", val_episodes=10,
+                        test_episodes=260, device="cpu"), store, folder / "mann", progress=False)
+        proto = train_baseline(
+            published_config("protonet", 3, 2, steps=3, meta_batch=2, train_ways=5, **{**QUICK, "test_episodes": 260}),
+            store, folder / "protonet", progress=False)
+    return folder, seen, mann, proto
+
+
+def test_baselines_and_mann_see_identical_test_episodes(mann_and_protonet_runs, store):
+    _, seen, _, _ = mann_and_protonet_runs
+    mann_batches, proto_batches = seen["mann"], seen["protonet"]
+    assert sum(b[0].shape[0] for b in mann_batches) == 260  # two batches of fixed_episodes
+    assert len(mann_batches) == len(proto_batches)
+    for (mi, ml), (pi, pl) in zip(mann_batches, proto_batches):
+        assert torch.equal(mi, pi) and torch.equal(ml, pl)
+    # ... and they are the test split's characters (the evaluation set under "lake").
+    chars, _ = decode_identity(torch.cat([b[0] for b in mann_batches]).numpy())
+    assert not store.background[np.unique(chars)].any()
+
+
+def test_baseline_row_has_every_mann_field_and_one_table_holds_both(mann_and_protonet_runs, tmp_path):
+    folder, _, mann, proto = mann_and_protonet_runs
+    assert set(mann) <= set(proto)
+    assert proto["model"] == "protonet" and proto["parameters"] == 111_936
+    assert proto["test_fingerprint"] == mann["test_fingerprint"] and proto["test_episodes"] == 260
+    for name in ("summary.json", "summary.csv", "log.csv", "model.pt"):
+        assert (folder / "protonet" / name).exists()
+    table = model_table(collect(folder))
+    assert len(table) == 1 and table.loc[0, "N"] == 3 and table.loc[0, "K"] == 2
+    assert table.loc[0, "ProtoNets"].startswith(f"{100 * proto['test_accuracy']:.1f} ± ")
+    # The MANN column is for hidden size 128; this one has 8.
+    assert "MANN (H=128)" not in table.columns
+    assert model_table(collect(folder), mann_hidden=8).loc[0, "MANN (H=128)"].startswith(f"{100 * mann['test_accuracy']:.1f}")
+
+
+def test_protonet_accuracy_rises_well_above_chance(hard_store, tmp_path):
+    config = dict(meta_batch=4, train_ways=5, seed=0, **QUICK)
+    before = train_baseline(published_config("protonet", 5, 1, steps=0, **config), hard_store, tmp_path / "a", progress=False)
+    after = train_baseline(published_config("protonet", 5, 1, steps=40, **config), hard_store, tmp_path / "b", progress=False)
+    assert after["test_accuracy"] > 0.4  # chance is 1/5
+    assert after["test_accuracy"] > before["test_accuracy"] + 0.1
+
+
+def test_same_seed_same_numbers(hard_store, tmp_path):
+    config = dict(steps=3, meta_batch=2, train_ways=5, **{**QUICK, "test_episodes": 20})
+    a = train_baseline(published_config("protonet", 5, 1, **config), hard_store, tmp_path / "a", progress=False)
+    b = train_baseline(published_config("protonet", 5, 1, **config), hard_store, tmp_path / "b", progress=False)
+    c = train_baseline(published_config("protonet", 5, 1, seed=1, **config), hard_store, tmp_path / "c", progress=False)
+    assert a["test_accuracy"] == b["test_accuracy"] and a["final_train_loss"] == b["final_train_loss"]
+    assert a["final_train_loss"] != c["final_train_loss"]
+
+
+def test_maml_cnn_accuracy_rises_with_meta_training(learn2learn, hard_store, tmp_path):
+    config = dict(meta_batch=4, seed=0, **QUICK)
+    before = train_baseline(published_config("maml-cnn", 5, 1, steps=0, **config), hard_store, tmp_path / "a", progress=False)
+    after = train_baseline(published_config("maml-cnn", 5, 1, steps=15, **config), hard_store, tmp_path / "b", progress=False)
+    assert after["test_accuracy"] > max(0.5, before["test_accuracy"] + 0.05)
+
+
+@pytest.mark.parametrize("model", GRADIENT_MODELS)
+def test_gradient_baseline_reloads_and_scores_the_same(learn2learn, model, easy_store, tmp_path):
+    summary = train_baseline(published_config(model, 3, 1, steps=2, meta_batch=2, **{**QUICK, "test_episodes": 20}),
+                             easy_store, tmp_path, progress=False)
+    loaded = load_baseline(tmp_path)
+    assert loaded.config.model == model
+    batches = baseline_train.fixed_episodes(make_split(easy_store, "lake", "test"), 3, 1, 20, 1234)
+    accuracy, _ = baseline_train.evaluate_baseline(loaded.baseline, batches)
+    assert accuracy.mean() == pytest.approx(summary["test_accuracy"], abs=1e-12)
+
+
+def run_cli(args, capsys):
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_missing_learn2learn_names_the_install_script(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "learn2learn", None)  # makes `import learn2learn` fail
+    out = tmp_path / "run"
+    code, _, err = run_cli(["baselines", "maml-cnn", "--out", str(out), "--data-root", str(tmp_path), "--no-download"], capsys)
+    assert code == 2 and err.startswith("mann: error:") and len(err.strip().splitlines()) == 1
+    assert "learn2learn" in err and "scripts/install-learn2learn" in err
+    assert not out.exists()  # refused before any work
+
+
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["baselines", "reptile"], "unknown baseline 'reptile'; choose one of maml-fc, maml-cnn"),
+        (["baselines"], "name a baseline"),
+        (["baselines", "protonet"], "--out is required"),
+        (["baselines", "maml-fc", "--train-ways", "20"], "--train-ways 20: maml-fc has an N-way output layer"),
+        (["baselines", "maml-cnn", "--fast-lr", "0"], "--fast-lr 0"),
+        (["baselines", "protonet", "-N", "1"], "--ways 1"),
+        (["baselines", "protonet", "--split", "vinyals"], "--split 'vinyals'"),
+    ],
+)
+def test_bad_baseline_arguments_are_one_clear_line(argv, match, tmp_path, capsys):
+    argv = [*argv, "--data-root", str(tmp_path), "--no-download"]
+    if "--out" not in argv and match != "--out is required":
+        argv += ["--out", str(tmp_path / "run")]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2 and match in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_list_describes_models_with_published_defaults(capsys):
+    code, out, _ = run_cli(["baselines", "--list", "-N", "20"], capsys)
+    assert code == 0
+    assert "maml-cnn" in out and "fast_lr=0.1" in out and "meta_batch=16" in out and "train_ways=60" in out
+
+
+def fake_row(folder, model, ways, shots, acc, steps, hidden=None, split="lake"):
+    folder.mkdir(parents=True)
+    row = {"ways": ways, "shots": shots, "hidden": hidden, "seed": 0, "steps": steps, "split": split,
+           "test_accuracy": acc, "test_ci95": 0.01, "test_episodes": 1000, "train_time_s": 60.0 * steps / 100,
+           "steps_per_s": 1.0, "device": "cpu", "finished_at": "2025-01-01T00:00:00+00:00"}
+    if model != "mann":
+        row.update(model=model, parameters=1000)
+    (folder / "summary.json").write_text(json.dumps(row))
+
+
+def test_by_model_report_pivots_models_beside_published_figures(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    fake_row(runs / "m", "mann", 5, 1, 0.70, 100, hidden=128)
+    fake_row(runs / "m8", "mann", 5, 1, 0.50, 100, hidden=8)
+    fake_row(runs / "p_short", "protonet", 5, 1, 0.90, 100)
+    fake_row(runs / "p_long", "protonet", 5, 1, 0.95, 200)
+    fake_row(runs / "q", "maml-cnn", 2, 1, 0.99, 100, split="cs330")
+    code, out, _ = run_cli(["report", str(runs), "--out", str(tmp_path / "out"), "--by-model", "--command", "do it"], capsys)
+    assert code == 0
+    table = (tmp_path / "out" / "by_model.csv").read_text()
+    md = (tmp_path / "out" / "by_model.md").read_text()
+    assert "70.0 ± 1.0 (100 steps, 1.0 min)" in md and "95.0 ± 1.0 (200 steps, 2.0 min)" in md
+    assert "90.0" not in md and "50.0" not in md  # the longer ProtoNet run and the H=128 MANN only
+    assert "ProtoNets 98.8" in md and "> 90%" in md and "do it" in md
+    assert table.count("\n") == 3  # header + (cs330, 2, 1) + (lake, 5, 1)
+    # runs.csv keeps every run, the MANN's with its parameter count.
+    assert (tmp_path / "out" / "runs.csv").read_text().count("\n") == 6
