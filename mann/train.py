@@ -199,6 +199,15 @@ def train(
         "final_train_loss": log_rows[-1]["train_loss"] if log_rows else None,
         "train_time_s": train_time,
         "steps_per_s": steps_run / max(train_time - elapsed, 1e-9) if steps_run else None,
+        **run_environment(device, store),
+    }
+    write_summary(out, summary)
+    return summary
+
+
+def run_environment(device: torch.device, store: OmniglotStore) -> dict:
+    """The fields of a result row that say where and with what it ran."""
+    return {
         "device": _device_name(device),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
@@ -206,13 +215,16 @@ def train(
         "data_source": store.source,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def write_summary(out: Path, summary: dict) -> None:
+    """The result row as summary.json and summary.csv, each written atomically."""
     atomic_write_json(out / "summary.json", summary)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(summary))
     writer.writeheader()
     writer.writerow(summary)
     atomic_write_text(out / "summary.csv", buffer.getvalue())
-    return summary
 
 
 def _device_name(device: torch.device) -> str:

@@ -14,13 +14,9 @@ Files written in the run folder (the MANN's names, so ``mann report`` reads both
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import platform
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
@@ -37,9 +33,9 @@ from episodes.splits import make_split
 from mann.baselines.config import GRADIENT_MODELS, BaselineConfig
 from mann.baselines.learners import parameter_count
 from mann.baselines.tasks import Tasks, episode_to_tasks
-from mann.io import atomic_write_json, atomic_write_text, ensure_writable_dir
+from mann.io import ensure_writable_dir
 from mann.stats import mean_ci95
-from mann.train import RunSplits, _device_name, _write_log, check_run_folder, resolve_device
+from mann.train import RunSplits, _write_log, check_run_folder, resolve_device, run_environment, write_summary
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -162,19 +158,9 @@ def train_baseline(config: BaselineConfig, store: OmniglotStore, out: str | Path
         "final_train_loss": log_rows[-1]["train_loss"] if log_rows else None,
         "train_time_s": train_time,
         "steps_per_s": config.steps / max(train_time, 1e-9) if config.steps else None,
-        "device": _device_name(device),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "data_source": store.source,
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **run_environment(device, store),
     }
-    atomic_write_json(out / "summary.json", summary)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(summary))
-    writer.writeheader()
-    writer.writerow(summary)
-    atomic_write_text(out / "summary.csv", buffer.getvalue())
+    write_summary(out, summary)
     return summary
 
 
