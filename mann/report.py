@@ -251,6 +251,7 @@ def with_model_column(runs: pd.DataFrame) -> pd.DataFrame:
     for i in runs.index[(runs["model"] == "mann") & runs["parameters"].isna()]:
         model = MANN(int(runs.at[i, "ways"]), int(runs.at[i, "shots"]) + 1, int(runs.at[i, "hidden"]))
         runs.at[i, "parameters"] = sum(p.numel() for p in model.parameters())
+    runs["parameters"] = runs["parameters"].astype("Int64")
     return runs
 
 
