@@ -150,6 +150,26 @@ def expand(spec: SweepSpec) -> list[Cell]:
     return [Cell(cell_id(c, varying), c) for c in configs]
 
 
+def training_cost(config: TrainConfig) -> float:
+    """Multiply-adds of a cell's training, up to a constant: steps x batch x sequence x per-position work.
+
+    Per position, layer 1 maps 784+N inputs and H recurrent units to 4H gates and layer 2
+    maps H inputs and N recurrent units to 4N gates. Only the ordering of cells uses it.
+    """
+    n, h = config.ways, config.hidden
+    per_position = 4 * h * (784 + n + h) + 4 * n * (h + n)
+    return float(config.steps) * config.batch_size * (config.shots + 1) * n * per_position
+
+
+def costliest_first(cells: list[Cell]) -> list[Cell]:
+    """The cells ordered by decreasing training cost (ties keep grid order).
+
+    Parallel workers take cells in this order, so the long runs start first and the short
+    ones fill in at the end instead of one long run finishing alone on an otherwise idle pool.
+    """
+    return sorted(cells, key=lambda c: -training_cost(c.config))
+
+
 def cell_id(config: TrainConfig, varying: list[str]) -> str:
     """'N3_K1_H128_seed0', plus '_lr0.003', '_B32', '_steps500', '_lake' for axes that vary in the sweep."""
     parts = [f"N{config.ways}", f"K{config.shots}", f"H{config.hidden}", f"seed{config.seed}"]

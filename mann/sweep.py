@@ -28,7 +28,8 @@ from episodes.splits import PARTS, split_indices
 from mann.cell_runner import CellResult
 from mann.executors import EXECUTORS, SerialExecutor, make_executor
 from mann.grid import (
-    PRESETS, Cell, SweepSpec, apply_overrides, expand, load_config_file, preset_mapping, spec_from_mapping,
+    PRESETS, Cell, SweepSpec, apply_overrides, costliest_first, expand, load_config_file, preset_mapping,
+    spec_from_mapping,
 )
 from mann.io import ensure_writable_dir
 from mann.result_store import ResultStore
@@ -94,7 +95,7 @@ def run_sweep(
     failed: list[dict] = []
     with results.open_for(cells, spec.to_dict()):
         finished = results.finished()
-        todo = [c for c in cells if c.id not in finished]
+        todo = costliest_first([c for c in cells if c.id not in finished])
         bars = SweepBars(spec.name, len(cells), len(cells) - len(todo), enabled=progress)
 
         def emit(kind: str, cell_id: str, payload) -> None:

@@ -79,6 +79,20 @@ def test_cs330_preset_is_the_assignments_runs_plus_two_hidden_sizes():
         (25_000, 128, 1e-3, "cs330")}
 
 
+def test_the_longest_cells_start_first_so_parallel_workers_finish_together(store, tmp_path):
+    started = []
+
+    class Recorder:
+        def run(self, store, cells, run_dirs, emit):
+            started.extend(c.id for c in cells)
+
+    spec = spec_from_mapping({"seeds": [0], "steps": 20, "grid": [{"ways": [2], "shots": [1, 2]},
+                                                                   {"ways": [3], "hidden": [8, 256]}]}, "test", name="o")
+    run_sweep(spec, store, tmp_path / "results", tmp_path / "runs", executor=Recorder(), progress=False)
+    # H=256 costs most, then the longer sequences at H=128; H=8 is cheapest whatever its N.
+    assert started == ["N3_K1_H256_seed0", "N2_K2_H128_seed0", "N2_K1_H128_seed0", "N3_K1_H8_seed0"]
+
+
 def test_flags_replace_an_axis_of_a_preset_everywhere():
     args = build_parser().parse_args(["sweep", "--preset", "cs330", "--seeds", "0", "--hidden", "64", "--steps", "2000"])
     spec = spec_from_args(args)
