@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -53,3 +56,26 @@ def test_benchmark_tables_have_every_baseline(small_store, tree):
     assert set(model.path) == {"stock nn.LSTM (reference)", "mann-bench fast path"}
     text = format_tables({"sampler": sampler, "model": model}, machine(), "mann bench")
     assert "speed-up vs stock" in text and "Sampling share" in text and torch.__version__ in text
+
+
+def _report_peak(queue) -> None:
+    from mann.bench import peak_rss_mib
+
+    queue.put(peak_rss_mib())
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc for the parent's size")
+def test_a_spawned_loops_peak_memory_is_its_own_not_its_parents():
+    # The end-to-end benchmark reports each loop's peak from a spawned child;
+    # a parent made 1 GiB larger must not change the child's figure.
+    ballast = b"\x01" * (1 << 30)
+    parent_mib = int(next(line for line in Path("/proc/self/status").read_text().splitlines()
+                          if line.startswith("VmRSS:")).split()[1]) / 1024
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_report_peak, args=(queue,))
+    child.start()
+    child_mib = queue.get(timeout=120)
+    child.join()
+    del ballast
+    assert 0 < child_mib < parent_mib - 900
