@@ -27,19 +27,13 @@ from typing import Callable
 
 from episodes.errors import UsageError
 from episodes.omniglot import OmniglotStore
+from episodes.prefetch import available_cores
 from mann.cell_runner import CellResult, run_cell, versions
 from mann.grid import Cell
 
 Emit = Callable[[str, str, object], None]
 STEP_EVERY_S = 0.25
 EXECUTORS = ("local", "ray")
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def threads_per_worker(workers: int, threads: int | None = None) -> int:

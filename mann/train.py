@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from episodes.errors import UsageError
 from episodes.omniglot import OmniglotStore
-from episodes.prefetch import Prefetcher
+from episodes.prefetch import Prefetcher, has_spare_core
 from episodes.sampler import EpisodeSampler, check_episode_shape, fixed_episodes
 from episodes.splits import Split, make_split
 from mann.config import TrainConfig
@@ -137,7 +137,8 @@ def train(
     if resume and checkpoint.exists():
         start_step, log_rows, elapsed = _load_checkpoint(checkpoint, config, model, optimizer, sampler)
 
-    batches = Prefetcher(sampler)  # started after a resume has restored the generator
+    # Started after a resume has restored the generator.
+    batches = Prefetcher(sampler, background=has_spare_core(device))
     bar = tqdm(
         total=config.steps, initial=start_step, disable=not progress, dynamic_ncols=True,
         desc=f"train N={config.ways} K={config.shots} H={config.hidden}",
