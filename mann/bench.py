@@ -174,6 +174,28 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def in_fresh_process(target: Callable, *args):
+    """``target(*args, queue)`` run in a new interpreter; returns what it put on the queue.
+
+    Timings taken after the sampler benchmarks in the same process came out up to
+    1.4x slower (thread pools and heap left behind by the file-reading samplers and
+    learn2learn), so each timed part starts clean.
+    """
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    proc.start()
+    try:
+        return queue.get()
+    finally:
+        proc.join()
+
+
+def _model_child(plan: BenchPlan, threads: int, queue) -> None:
+    torch.set_num_threads(threads)
+    queue.put(model_step_times(plan))
+
+
 def _e2e_child(kind: str, data_root: str | None, plan: BenchPlan, threads: int, queue) -> None:
     torch.set_num_threads(threads)
     store = load_omniglot(data_root)
@@ -217,15 +239,10 @@ def _starter_loop(tree: Path, split: Split, plan: BenchPlan) -> float:
 
 def end_to_end(data_root: str | None, plan: BenchPlan, threads: int) -> pd.DataFrame:
     """Training steps/s and peak resident memory of each loop, each in a fresh process."""
-    ctx = mp.get_context("spawn")
     rows = []
     labels = {"ours": "mann train (resident uint8 episodes, fast path)", "starter": "starter-style loop (DataLoader + per-episode files, stock LSTM)"}
     for kind, label in labels.items():
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_e2e_child, args=(kind, data_root, plan, threads, queue))
-        proc.start()
-        result = queue.get()
-        proc.join()
+        result = in_fresh_process(_e2e_child, kind, data_root, plan, threads)
         ways, shots = plan.end_to_end_shape
         rows.append({"N": ways, "K": shots, "B": plan.batch_size, "H": plan.hidden, "loop": label,
                      "steps/s": result["steps_per_s"], "25k-step run (min)": 25_000 / result["steps_per_s"] / 60,
@@ -248,8 +265,8 @@ def run_benchmarks(data_root: str | None, plan: BenchPlan, parts: set[str], prog
             finally:
                 remove_png_tree(tree)  # the tree is read-only
     if "model" in parts:
-        progress("model: timing training steps ...")
-        tables["model"] = model_step_times(plan)
+        progress("model: timing training steps in a fresh process ...")
+        tables["model"] = in_fresh_process(_model_child, plan, torch.get_num_threads())
     if "e2e" in parts:
         progress("end to end: training in fresh processes ...")
         tables["e2e"] = end_to_end(data_root, plan, torch.get_num_threads())
