@@ -19,8 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 
 from episodes.errors import UsageError
-from episodes.sampler import DRAWERS
-from episodes.splits import SCHEMES
+from mann.config import episode_checks, evaluation_checks, raise_first_failure
 
 MODELS = {
     "maml-fc": "MAML (learn2learn) with the fully-connected learner",
@@ -71,14 +70,8 @@ class BaselineConfig:
         if self.model not in MODELS:
             raise UsageError(unknown_model_message(self.model))
         gradient = self.model in GRADIENT_MODELS
-        checks = [
-            (self.ways >= 2, f"--ways {self.ways}: an episode needs N >= 2 classes"),
-            (self.shots >= 1, f"--shots {self.shots}: use K >= 1 support example per class"),
-            (
-                self.shots + 1 <= DRAWERS,
-                f"--shots {self.shots}: K+1 = {self.shots + 1} distinct drawers are needed but "
-                f"Omniglot has {DRAWERS}; use K <= {DRAWERS - 1}",
-            ),
+        raise_first_failure([
+            *episode_checks(self.ways, self.shots),
             (self.steps >= 0, f"--steps {self.steps}: use 0 or more training steps"),
             (self.meta_batch >= 1, f"--meta-batch {self.meta_batch}: use 1 or more episodes per step"),
             (self.meta_lr > 0, f"--meta-lr {self.meta_lr}: use a positive learning rate"),
@@ -92,18 +85,8 @@ class BaselineConfig:
             (not gradient or (self.adapt_steps or 0) >= 1, f"--adapt-steps {self.adapt_steps}: use 1 or more"),
             (not gradient or (self.test_adapt_steps or 0) >= 1, f"--test-adapt-steps {self.test_adapt_steps}: use 1 or more"),
             (self.lr_halve_every >= 0, f"--lr-halve-every {self.lr_halve_every}: use 0 (never) or more steps"),
-            (self.split in SCHEMES, f"--split {self.split!r}: choose one of {', '.join(SCHEMES)}"),
-            (self.eval_every >= 1, f"--eval-every {self.eval_every}: use 1 or more steps"),
-            (self.val_episodes >= 1, f"--val-episodes {self.val_episodes}: use 1 or more"),
-            (self.test_episodes >= 1, f"--test-episodes {self.test_episodes}: use 1 or more (1000 is the default)"),
-            (
-                self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
-                f"--device {self.device!r}: choose auto, cpu or cuda",
-            ),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UsageError(message)
+            *evaluation_checks(self.split, self.eval_every, self.val_episodes, self.test_episodes, self.device),
+        ])
         return self
 
     def to_dict(self) -> dict:
