@@ -25,7 +25,7 @@ import torch
 from episodes.errors import UsageError
 from episodes.lake_runs import ARCHIVE, BPL_ERROR, HUMAN_ERROR, WAYS, LakeRun, lake_episodes, read_lake_runs
 from mann.io import atomic_write_text, ensure_writable_dir
-from mann.stats import mean_ci95
+from mann.stats import mean_ci95_t
 
 Scorer = Callable[[torch.Tensor, torch.Tensor], np.ndarray]
 
@@ -109,7 +109,7 @@ def _mann_scorer(folder: Path, summary: dict, device: str) -> Scorer:
 
 def lake_error_table(runs: list[LakeRun], accuracies: dict[str, np.ndarray]) -> pd.DataFrame:
     """Error % per run (run01..run20), then the overall error % (mean ± 95% CI over the
-    runs) and the published references. accuracies: {model label: per-run accuracy float [20]}.
+    runs, Student's t for 20 values) and the published references. accuracies: {model label: per-run accuracy float [20]}.
     """
     rows = [{"run": r.name} for r in runs]
     overall = {"run": "overall (mean ± 95% CI over runs)"}
@@ -117,7 +117,7 @@ def lake_error_table(runs: list[LakeRun], accuracies: dict[str, np.ndarray]) -> 
         error = 1.0 - np.asarray(acc, dtype=np.float64)
         for row, e in zip(rows, error):
             row[f"{label}: error %"] = f"{100 * e:.0f}"  # a run has 20 items: multiples of 5
-        mean, ci = mean_ci95(error)
+        mean, ci = mean_ci95_t(error)
         overall[f"{label}: error %"] = f"{100 * mean:.1f} ± {100 * ci:.1f}"
     references = [
         {"run": f"people (Lake et al. 2015): {100 * HUMAN_ERROR:.1f}"},

@@ -14,7 +14,7 @@ import pandas as pd
 
 from episodes.errors import UsageError
 from mann.io import atomic_write_text
-from mann.stats import format_ci, mean_ci95
+from mann.stats import format_ci, mean_ci95_t
 
 # The CS330 handout's expectations for the four graded runs (K, N) at 25k steps.
 HANDOUT_TARGETS = {(1, 2): "> 90%", (2, 2): "> 90%", (1, 3): "≈ 80%", (1, 4): "> 60–70%"}
@@ -99,15 +99,15 @@ def aggregate_seeds(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per cell group (all axes but the seed) over its finished cells.
 
     accuracy / ci95: with two or more seeds, the mean of the seeds' test accuracies and
-    1.96 · std / sqrt(seeds) across them; with one seed, its accuracy and its CI over
-    the fixed test episodes (``ci_over`` says which).
+    t(0.975, seeds-1) · std / sqrt(seeds) across them (Student's t: 4.30 for 3 seeds);
+    with one seed, its accuracy and its CI over the fixed test episodes (``ci_over`` says which).
     """
     ok = rows[rows["status"] == "ok"]
     groups = []
     for key, part in ok.groupby(GROUP_AXES, sort=True):
         accs = part["test_accuracy"].astype(float).to_numpy()
         if len(accs) >= 2:
-            mean, ci = mean_ci95(accs)
+            mean, ci = mean_ci95_t(accs)
             over = "seeds"
         else:
             mean, ci, over = float(accs[0]), float(part["test_ci95"].iloc[0]), "test episodes"
@@ -167,7 +167,7 @@ def write_sweep_report(folder: str | Path, out: str | Path | None = None) -> Pat
     if len(ok):
         episodes = sorted(ok["test_episodes"].unique())
         seeds = sorted(groups["seeds"].unique())
-        over = ("mean ± 95% CI across seeds (1.96 · std / √seeds)" if max(seeds) > 1
+        over = ("mean ± 95% CI across seeds (Student's t: t(0.975, seeds-1) · std / √seeds)" if max(seeds) > 1
                 else "± 95% CI over the test episodes (one seed)")
         lines += [
             f"Test query accuracy (%) on {', '.join(map(str, episodes))} fixed test episodes per cell, {over}; "

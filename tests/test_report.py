@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from episodes import UsageError
@@ -71,12 +72,13 @@ def test_sweep_tables_pivot_n_by_k_per_hidden_with_seed_ci_computed_by_hand(tmp_
     assert sorted(tables) == [8, 128]
     for table in tables.values():
         assert table.shape == (2, 2) and list(table.index) == [2, 3] and list(table.columns) == ["K=1", "K=2"]
-    # mean 0.6, sample std 0.1, 1.96 * 0.1 / sqrt(3) = 0.11316 -> "60.0 ± 11.3"
-    assert tables[8].loc[2, "K=1"] == "60.0 ± 11.3"
+    # mean 0.6, sample std 0.1, t(0.975, 2) = 4.303: 4.303 * 0.1 / sqrt(3) = 0.24844 -> "60.0 ± 24.8"
+    # (the normal factor 1.96 would claim ± 11.3: far too sure for three seeds)
+    assert tables[8].loc[2, "K=1"] == "60.0 ± 24.8"
     assert tables[128].loc[3, "K=2"] == "90.0 ± 1.2 (1 seed)"
     assert main(["report", str(tmp_path / "fake")]) == 0
     md = (tmp_path / "fake" / "table.md").read_text()
-    assert "## hidden = 8" in md and "## hidden = 128" in md and "60.0 ± 11.3" in md
+    assert "## hidden = 8" in md and "## hidden = 128" in md and "60.0 ± 24.8" in md
     assert "mann sweep --fake" in md and "Total wall time: 1.5 min" in md
     assert md.count("RuntimeError: boom") == 2  # the two failed cells are listed
     assert (tmp_path / "fake" / "table_H8.csv").read_text().splitlines()[0] == "N,K=1,K=2"
@@ -90,3 +92,18 @@ def test_sweep_report_can_go_elsewhere_and_run_folders_still_need_out(tmp_path):
     assert (tmp_path / "elsewhere" / "table.md").exists() and (tmp_path / "elsewhere" / "cells.csv").exists()
     fake_run(tmp_path / "runs" / "a", 2, 1, 0.9, 0.01)
     assert main(["report", str(tmp_path / "runs")]) == 2
+
+
+def test_intervals_over_a_few_seeds_use_students_t_and_over_many_episodes_the_normal():
+    from mann.stats import mean_ci95, mean_ci95_t
+
+    # Hand computation: values 1, 2, 3 -> mean 2, sample std 1, t(0.975, 2) = 4.303.
+    mean, ci = mean_ci95_t([1.0, 2.0, 3.0])
+    assert mean == 2.0 and ci == pytest.approx(4.303 / 3 ** 0.5, rel=1e-6)
+    # Beyond the table: t(0.975, 39) = 2.0227 (tables), t(0.975, 999) = 1.9623 ~ the normal's 1.96.
+    values = np.array([0.0, 1.0] * 20)
+    assert mean_ci95_t(values)[1] == pytest.approx(2.0227 * values.std(ddof=1) / 40 ** 0.5, rel=1e-4)
+    many = np.arange(1000.0)
+    assert mean_ci95_t(many)[1] == pytest.approx(mean_ci95(many)[1] * 1.9623 / 1.96, rel=1e-4)
+    with pytest.raises(ValueError):
+        mean_ci95_t([0.5])
