@@ -64,6 +64,7 @@ def _report_peak(queue) -> None:
     queue.put(peak_rss_mib())
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc for the parent's size")
 def test_a_spawned_loops_peak_memory_is_its_own_not_its_parents():
     # The end-to-end benchmark reports each loop's peak from a spawned child;
