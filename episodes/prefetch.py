@@ -56,14 +56,13 @@ class Prefetcher:
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """images float32 [B, K+1, N, 784], labels float32 [B, K+1, N, N]."""
         if self._pool is None:
-            batch = self.sampler.sample()
-            self._resume_state = self.sampler.generator.get_state()
-            return batch
-        if self._pending is None:
+            state, batch = self._draw()
+        else:
+            if self._pending is None:
+                self._pending = self._pool.submit(self._draw)
+            state, batch = self._pending.result()
             self._pending = self._pool.submit(self._draw)
-        state, batch = self._pending.result()
         self._resume_state = state
-        self._pending = self._pool.submit(self._draw)
         return batch
 
     def state(self) -> torch.Tensor:
