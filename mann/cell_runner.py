@@ -21,7 +21,8 @@ from mann.grid import Cell
 # The summary fields a row keeps (besides the config): results, cost and provenance.
 SUMMARY_FIELDS = (
     "train_fingerprint", "val_fingerprint", "test_fingerprint", "test_accuracy", "test_ci95", "test_loss",
-    "val_accuracy", "final_train_loss", "train_time_s", "steps_per_s", "device", "threads", "data_source",
+    "val_accuracy", "final_train_loss", "train_time_s", "resumed_from_step", "steps_per_s", "device", "threads",
+    "data_source",
 )
 
 
@@ -62,7 +63,8 @@ def run_cell(
         **{k: summary.get(k) for k in SUMMARY_FIELDS},
         "status": "ok",
         "error": None,
-        "wall_s": time.perf_counter() - start,
+        # A resumed cell's time includes the training its checkpoint carried over from earlier invocations.
+        "wall_s": time.perf_counter() - start + float(summary.get("resumed_train_time_s") or 0.0),
         "finished_at": _now(),
     }
     log = run_dir / "log.csv"

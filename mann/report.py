@@ -204,10 +204,15 @@ def session_lines(sessions: list[dict], rows: pd.DataFrame) -> list[str]:
         lines += ["Reproduce with:", "", "```", *commands, "```", ""]
     if sessions:
         total = sum(float(s["wall_s"]) for s in sessions)
-        cell_time = float(rows["wall_s"].astype(float).sum(skipna=True)) if "wall_s" in rows else 0.0
+        # Rows written before wall_s counted a resumed cell's earlier training have only train_time_s for it.
+        times = rows[[c for c in ("wall_s", "train_time_s") if c in rows]].astype(float)
+        cell_time = float(times.max(axis=1).sum(skipna=True)) if len(times.columns) else 0.0
+        # An invocation whose last record still says "running" was killed.
+        cut = sum(s.get("status") in ("running", "interrupted") for s in sessions)
+        cut_note = f", {cut} of them stopped before the end (a killed one counts up to its last finished cell)"
         lines += [
-            f"Total wall time: {total / 60:.1f} min over {_count(len(sessions), 'invocation')} "
-            f"(the cells' own wall times add up to {cell_time / 60:.1f} min); "
+            f"Total wall time: {total / 60:.1f} min over {_count(len(sessions), 'invocation')}{cut_note if cut else ''}; "
+            f"the cells' own wall times add up to {cell_time / 60:.1f} min; "
             f"host {sessions[-1].get('host', '?')}, executor {sessions[-1].get('executor', '?')}.",
             "",
         ]

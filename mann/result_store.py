@@ -5,7 +5,10 @@ Files:
                    with another grid is refused instead of mixing two sweeps' rows
   results.jsonl    one JSON row per finished (or failed) cell, appended as each
                    cell finishes: one ``write`` of a whole line, then ``fsync``
-  sessions.jsonl   one line per completed ``mann sweep`` invocation: command, wall time
+  sessions.jsonl   how each ``mann sweep`` invocation went: a line when it starts, after
+                   each cell it finishes and when it ends (command, wall time so far,
+                   cells run); the last line of an invocation wins, so one killed
+                   mid-way still counts up to its last finished cell
   logs/<cell>.csv  the cell's learning curve (its run folder's log.csv)
 
 A kill can at worst leave a torn last line in a ``.jsonl`` file (a line without
@@ -162,7 +165,11 @@ class ResultStore:
         append_jsonl(self.folder / SESSIONS_FILE, session)
 
     def sessions(self) -> list[dict]:
-        return read_jsonl(self.folder / SESSIONS_FILE)
+        """One record per invocation, oldest first: its last line (a line without a ``session`` id stands alone)."""
+        last: dict[object, dict] = {}
+        for number, line in enumerate(read_jsonl(self.folder / SESSIONS_FILE)):
+            last[line.get("session", number)] = line  # dicts keep first-insertion order
+        return list(last.values())
 
 
 def describe_difference(saved: dict, wanted: dict) -> str:

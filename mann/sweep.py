@@ -14,6 +14,7 @@ import platform
 import shlex
 import sys
 import time
+import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -93,33 +94,46 @@ def run_sweep(
     ensure_writable_dir(results_root, "--results")
     executor = executor or SerialExecutor()
     failed: list[dict] = []
+    ran = 0
     with results.open_for(cells, spec.to_dict()):
         finished = results.finished()
         todo = costliest_first([c for c in cells if c.id not in finished])
         bars = SweepBars(spec.name, len(cells), len(cells) - len(todo), enabled=progress)
+        session = {"session": uuid.uuid4().hex[:12], "command": command, "started_at": _iso(time.time() - (time.perf_counter() - start)),
+                   "cells_todo": len(todo), "executor": type(executor).__name__, "host": platform.node()}
+
+        def record_session(status: str) -> None:
+            # Rewritten after every cell, so a kill at any moment still leaves this invocation's time
+            # up to its last finished cell in the store's total.
+            results.add_session({**session, "status": status, "wall_s": time.perf_counter() - start,
+                                 "cells_run": ran, "cells_failed": len(failed)})
+
+        record_session("running")
 
         def emit(kind: str, cell_id: str, payload) -> None:
+            nonlocal ran
             if kind == "done":
                 result: CellResult = payload
                 results.add(result.row, result.log_csv)
+                ran += 1
                 if result.row["status"] != "ok":
                     failed.append(result.row)
+                record_session("running")
                 bars.done(cell_id, describe_row(result.row))
             elif kind == "start":
                 bars.start(cell_id)
             elif kind == "step":
                 bars.step(cell_id, *payload)
 
+        status = "interrupted"
         try:
             if todo:  # nothing to do must not start worker processes or a Ray cluster
                 executor.run(store, todo, {c.id: runs / c.id for c in todo}, emit)
+            status = "finished"
         finally:
             bars.close()
+            record_session(status)
         wall = time.perf_counter() - start
-        results.add_session({
-            "command": command, "started_at": _iso(time.time() - wall), "wall_s": wall, "cells_run": len(todo),
-            "cells_failed": len(failed), "executor": type(executor).__name__, "host": platform.node(),
-        })
     return SweepOutcome(results.folder, len(cells), len(todo), len(cells) - len(todo), failed, wall)
 
 

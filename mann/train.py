@@ -199,6 +199,8 @@ def train(
         "val_accuracy": log_rows[-1]["val_acc"] if log_rows else None,
         "final_train_loss": log_rows[-1]["train_loss"] if log_rows else None,
         "train_time_s": train_time,
+        "resumed_from_step": start_step,
+        "resumed_train_time_s": elapsed,
         "steps_per_s": steps_run / max(train_time - elapsed, 1e-9) if steps_run else None,
         **run_environment(device, store),
     }

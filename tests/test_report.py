@@ -107,3 +107,23 @@ def test_intervals_over_a_few_seeds_use_students_t_and_over_many_episodes_the_no
     assert mean_ci95_t(many)[1] == pytest.approx(mean_ci95(many)[1] * 1.9623 / 1.96, rel=1e-4)
     with pytest.raises(ValueError):
         mean_ci95_t([0.5])
+
+
+def test_total_wall_time_counts_a_killed_invocation_up_to_its_last_cell(tmp_path):
+    import pandas as pd
+
+    from mann.report import session_lines
+    from mann.result_store import ResultStore
+
+    store = ResultStore(tmp_path)
+    tmp_path.mkdir(exist_ok=True)
+    # A first invocation killed after two cells (its last line says "running"), then one that finished.
+    for wall, status in ((0.0, "running"), (600.0, "running"), (1200.0, "running")):
+        store.add_session({"session": "a", "command": "mann sweep --preset cs330", "wall_s": wall, "status": status})
+    store.add_session({"session": "b", "command": "mann sweep --preset cs330", "wall_s": 300.0, "status": "finished"})
+    store.add_session({"command": "mann sweep --preset cs330", "wall_s": 60.0})  # a line from before session ids
+    assert [s["wall_s"] for s in store.sessions()] == [1200.0, 300.0, 60.0]
+    rows = pd.DataFrame({"wall_s": [100.0, 200.0]})
+    text = "\n".join(session_lines(store.sessions(), rows))
+    assert "Total wall time: 26.0 min over 3 invocations, 1 of them stopped before the end" in text
+    assert "add up to 5.0 min" in text

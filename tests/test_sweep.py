@@ -253,8 +253,12 @@ def test_sigkill_mid_sweep_loses_no_row_and_the_rerun_completes_it(store, serial
     proc.wait()
     landed = len(read_jsonl(rows))
     assert 1 <= landed < 4, "the kill came too late to test anything"
+    [killed] = ResultStore(tmp_path / "results" / "tiny").sessions()
+    assert killed["status"] == "running" and killed["cells_run"] <= landed  # its time so far is on record
     outcome = run_sweep(tiny_spec(), store, tmp_path / "results", tmp_path / "runs", progress=False)
     assert outcome.ran == 4 - landed
+    sessions = ResultStore(tmp_path / "results" / "tiny").sessions()
+    assert [s["status"] for s in sessions] == ["running", "finished"] and sessions[1]["cells_run"] == 4 - landed
     lines = rows.read_text().splitlines()
     assert len(lines) == 4 and len({json.loads(line)["cell"] for line in lines}) == 4  # none torn, none twice
     assert outcome_rows(tmp_path / "results" / "tiny") == outcome_rows(serial)

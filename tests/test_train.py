@@ -45,6 +45,9 @@ def test_resume_continues_exactly(store, tmp_path):
     resumed = train(TrainConfig(**TINY), store, tmp_path / "split", resume=True, progress=False)
     assert resumed["final_train_loss"] == straight["final_train_loss"]
     assert resumed["test_accuracy"] == straight["test_accuracy"]
+    # The time a resumed run reports includes the training its checkpoint carried over.
+    assert (straight["resumed_from_step"], resumed["resumed_from_step"]) == (0, 20)
+    assert 0 < resumed["resumed_train_time_s"] <= resumed["train_time_s"]
     a = torch.load(tmp_path / "straight" / "model.pt")
     b = torch.load(tmp_path / "split" / "model.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)

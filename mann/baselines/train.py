@@ -157,6 +157,8 @@ def train_baseline(config: BaselineConfig, store: OmniglotStore, out: str | Path
         "val_accuracy": log_rows[-1]["val_acc"] if log_rows else None,
         "final_train_loss": log_rows[-1]["train_loss"] if log_rows else None,
         "train_time_s": train_time,
+        "resumed_from_step": 0,  # baselines train in one go (no checkpoints)
+        "resumed_train_time_s": 0.0,
         "steps_per_s": config.steps / max(train_time, 1e-9) if config.steps else None,
         **run_environment(device, store),
     }
