@@ -15,7 +15,7 @@ from PIL import Image
 
 from episodes.png_tree import png_path, write_png_tree
 from episodes.starter_sampler import StarterStyleGenerator
-from mann.bench import BenchPlan, format_tables, machine, model_step_times, sampler_rates
+from mann.bench import BenchPlan, format_tables, machine, model_step_times, run_benchmarks, sampler_rates
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +80,12 @@ def test_a_spawned_loops_peak_memory_is_its_own_not_its_parents():
     child.join()
     del ballast
     assert 0 < child_mib < parent_mib - 900
+
+
+@pytest.mark.slow
+def test_the_model_benchmark_runs_without_omniglot(tmp_path):
+    # The model step times random tensors: a machine without the data set can still measure it.
+    plan = BenchPlan(model_shapes=((2, 1),), batch_size=4, hidden=8, seconds=0.01)
+    tables = run_benchmarks(str(tmp_path / "no-omniglot-here"), plan, {"model"}, progress=lambda message: None)
+    assert list(tables) == ["model"] and (tables["model"]["ms/step"] > 0).all()
+    assert not (tmp_path / "no-omniglot-here").exists()  # nothing was downloaded or made
