@@ -45,21 +45,15 @@ def run_cell(
 
     start = time.perf_counter()
     run_dir = Path(run_dir)
-    base = {"cell": cell.id, **cell.config.to_dict(), **versions(), "host": platform.node(), "run_dir": str(run_dir)}
     try:
         summary = train(cell.config, store, run_dir, resume=True, progress=False, on_step=on_step)
     except Exception as err:  # noqa: BLE001 - any failure of one cell is recorded, the sweep goes on
-        row = {
-            **base,
-            "status": "failed",
-            "error": f"{type(err).__name__}: {err}",
-            "traceback": "".join(traceback.format_exception(err)[-6:]),
-            "wall_s": time.perf_counter() - start,
-            "finished_at": _now(),
-        }
-        return CellResult(row, "")
+        return failed_result(cell, run_dir, f"{type(err).__name__}: {err}",
+                             "".join(traceback.format_exception(err)[-6:]), time.perf_counter() - start,
+                             host=platform.node())
     row = {
-        **base,
+        **_row_base(cell, run_dir),
+        "host": platform.node(),
         **{k: summary.get(k) for k in SUMMARY_FIELDS},
         "status": "ok",
         "error": None,
@@ -69,6 +63,19 @@ def run_cell(
     }
     log = run_dir / "log.csv"
     return CellResult(row, log.read_text() if log.exists() else "")
+
+
+def failed_result(
+    cell: Cell, run_dir: Path, error: str, traceback_text: str = "", wall_s: float | None = None, **extra
+) -> CellResult:
+    """The row of a failed cell: raised in training, or its process died before it could report (no wall time)."""
+    row = {**_row_base(cell, run_dir), **extra, "status": "failed", "error": error, "traceback": traceback_text,
+           "wall_s": wall_s, "finished_at": _now()}
+    return CellResult(row, "")
+
+
+def _row_base(cell: Cell, run_dir: Path) -> dict:
+    return {"cell": cell.id, **cell.config.to_dict(), **versions(), "run_dir": str(run_dir)}
 
 
 def versions() -> dict:

@@ -21,14 +21,13 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 from episodes.errors import UsageError
 from episodes.omniglot import OmniglotStore
 from episodes.prefetch import available_cores
-from mann.cell_runner import CellResult, run_cell, versions
+from mann.cell_runner import CellResult, failed_result, run_cell
 from mann.grid import Cell
 
 Emit = Callable[[str, str, object], None]
@@ -39,14 +38,6 @@ EXECUTORS = ("local", "ray")
 def threads_per_worker(workers: int, threads: int | None = None) -> int:
     """A fair share of the cores for each of ``workers`` concurrent cells (``threads`` overrides)."""
     return threads if threads is not None else max(1, available_cores() // workers)
-
-
-def failed_result(cell: Cell, run_dir: Path, error: str) -> CellResult:
-    """The row of a cell whose process died before it could report (killed, out of memory, lost node)."""
-    row = {"cell": cell.id, **cell.config.to_dict(), **versions(), "run_dir": str(run_dir), "status": "failed",
-           "error": error, "traceback": "", "wall_s": None,
-           "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    return CellResult(row, "")
 
 
 class Throttle:
