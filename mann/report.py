@@ -209,9 +209,9 @@ def session_lines(sessions: list[dict], rows: pd.DataFrame) -> list[str]:
         cell_time = float(times.max(axis=1).sum(skipna=True)) if len(times.columns) else 0.0
         # An invocation whose last record still says "running" was killed.
         cut = sum(s.get("status") in ("running", "interrupted") for s in sessions)
-        cut_note = f", {cut} of them stopped before the end (a killed one counts up to its last finished cell)"
+        cut_note = f", {cut} of them stopped before the end (a killed one counts up to its last finished cell)" if cut else ""
         lines += [
-            f"Total wall time: {total / 60:.1f} min over {_count(len(sessions), 'invocation')}{cut_note if cut else ''}; "
+            f"Total wall time: {total / 60:.1f} min over {_count(len(sessions), 'invocation')}{cut_note}; "
             f"the cells' own wall times add up to {cell_time / 60:.1f} min; "
             f"host {sessions[-1].get('host', '?')}, executor {sessions[-1].get('executor', '?')}.",
             "",

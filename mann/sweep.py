@@ -99,8 +99,9 @@ def run_sweep(
         finished = results.finished()
         todo = costliest_first([c for c in cells if c.id not in finished])
         bars = SweepBars(spec.name, len(cells), len(cells) - len(todo), enabled=progress)
-        session = {"session": uuid.uuid4().hex[:12], "command": command, "started_at": _iso(time.time() - (time.perf_counter() - start)),
-                   "cells_todo": len(todo), "executor": type(executor).__name__, "host": platform.node()}
+        session = {"session": uuid.uuid4().hex[:12], "command": command,
+                   "started_at": _iso(time.time() - (time.perf_counter() - start)), "cells_todo": len(todo),
+                   "executor": type(executor).__name__, "host": platform.node()}
 
         def record_session(status: str) -> None:
             # Rewritten after every cell, so a kill at any moment still leaves this invocation's time
