@@ -196,9 +196,9 @@ def _model_child(plan: BenchPlan, threads: int, queue) -> None:
     queue.put(model_step_times(plan))
 
 
-def _e2e_child(kind: str, data_root: str | None, plan: BenchPlan, threads: int, queue) -> None:
+def _e2e_child(kind: str, data_root: str | None, tree: Path, plan: BenchPlan, threads: int, queue) -> None:
     torch.set_num_threads(threads)
-    store = load_omniglot(data_root)
+    store = load_omniglot(data_root, download=False)  # the parent has found (or fetched) it already
     ways, shots = plan.end_to_end_shape
     if kind == "ours":
         from mann.train import train
@@ -208,13 +208,7 @@ def _e2e_child(kind: str, data_root: str | None, plan: BenchPlan, threads: int, 
         with tempfile.TemporaryDirectory() as out:
             steps_per_s = train(config, store, out, progress=False)["steps_per_s"]
     else:
-        split = make_split(store, "cs330", "train")
-        with tempfile.TemporaryDirectory() as tmp:
-            tree = write_png_tree(store, Path(tmp) / "omniglot_resized")
-            try:
-                steps_per_s = _starter_loop(tree, split, plan)
-            finally:
-                remove_png_tree(tree)  # the tree is read-only
+        steps_per_s = _starter_loop(tree, make_split(store, "cs330", "train"), plan)
     queue.put({"steps_per_s": steps_per_s, "peak_rss_mib": peak_rss_mib()})
 
 
@@ -237,12 +231,12 @@ def _starter_loop(tree: Path, split: Split, plan: BenchPlan) -> float:
     return plan.e2e_steps / (time.perf_counter() - start)
 
 
-def end_to_end(data_root: str | None, plan: BenchPlan, threads: int) -> pd.DataFrame:
-    """Training steps/s and peak resident memory of each loop, each in a fresh process."""
+def end_to_end(data_root: str | None, tree: Path, plan: BenchPlan, threads: int) -> pd.DataFrame:
+    """Training steps/s and peak resident memory of each loop, each in a fresh process (the starter reads ``tree``)."""
     rows = []
     labels = {"ours": "mann train (resident uint8 episodes, fast path)", "starter": "starter-style loop (DataLoader + per-episode files, stock LSTM)"}
     for kind, label in labels.items():
-        result = in_fresh_process(_e2e_child, kind, data_root, plan, threads)
+        result = in_fresh_process(_e2e_child, kind, data_root, tree, plan, threads)
         ways, shots = plan.end_to_end_shape
         rows.append({"N": ways, "K": shots, "B": plan.batch_size, "H": plan.hidden, "loop": label,
                      "steps/s": result["steps_per_s"], "25k-step run (min)": 25_000 / result["steps_per_s"] / 60,
@@ -252,25 +246,31 @@ def end_to_end(data_root: str | None, plan: BenchPlan, threads: int) -> pd.DataF
     return table
 
 
-def run_benchmarks(data_root: str | None, plan: BenchPlan, parts: set[str], progress=print) -> dict[str, pd.DataFrame]:
+def run_benchmarks(
+    data_root: str | None, plan: BenchPlan, parts: set[str], progress=print, download: bool = True
+) -> dict[str, pd.DataFrame]:
     tables = {}
-    if parts & {"sampler", "e2e"}:  # loaded up front so missing data stops the run before any timing
-        store: OmniglotStore = load_omniglot(data_root)
-        split = make_split(store, "cs330", "train")
-    if "sampler" in parts:
-        progress("sampler: writing the 28x28 PNG tree and timing samplers ...")
-        with tempfile.TemporaryDirectory() as tmp:
-            tree = write_png_tree(store, Path(tmp) / "omniglot_resized")
-            try:
-                tables["sampler"] = sampler_rates(split, tree, plan)
-            finally:
+    # The model step times random tensors; the other parts need the data, loaded up front so that
+    # missing data stops the run before any timing, and one PNG tree serves every file-reading loop.
+    store: OmniglotStore | None = load_omniglot(data_root, download=download) if parts & {"sampler", "e2e"} else None
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = None
+        try:
+            if store is not None:
+                progress("writing the 28x28 PNG tree the file-reading baselines read ...")
+                tree = write_png_tree(store, Path(tmp) / "omniglot_resized")
+            if "sampler" in parts:
+                progress("sampler: timing samplers ...")
+                tables["sampler"] = sampler_rates(make_split(store, "cs330", "train"), tree, plan)
+            if "model" in parts:
+                progress("model: timing training steps in a fresh process ...")
+                tables["model"] = in_fresh_process(_model_child, plan, torch.get_num_threads())
+            if "e2e" in parts:
+                progress("end to end: training in fresh processes ...")
+                tables["e2e"] = end_to_end(data_root, tree, plan, torch.get_num_threads())
+        finally:
+            if tree is not None:
                 remove_png_tree(tree)  # the tree is read-only
-    if "model" in parts:
-        progress("model: timing training steps in a fresh process ...")
-        tables["model"] = in_fresh_process(_model_child, plan, torch.get_num_threads())
-    if "e2e" in parts:
-        progress("end to end: training in fresh processes ...")
-        tables["e2e"] = end_to_end(data_root, plan, torch.get_num_threads())
     return tables
 
 
@@ -315,7 +315,8 @@ def run_bench(args) -> int:
     apply_threads(args.threads)
     out = ensure_writable_dir(args.out) if args.out else None
     plan = QUICK if args.quick else BenchPlan()
-    tables = run_benchmarks(args.data_root, plan, set(args.only), progress=lambda m: print(m, file=sys.stderr))
+    tables = run_benchmarks(args.data_root, plan, set(args.only), progress=lambda m: print(m, file=sys.stderr),
+                            download=not args.no_download)
     command = "mann bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "mann bench"
     text = format_tables(tables, machine(), command)
     print(text)

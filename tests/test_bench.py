@@ -89,3 +89,13 @@ def test_the_model_benchmark_runs_without_omniglot(tmp_path):
     tables = run_benchmarks(str(tmp_path / "no-omniglot-here"), plan, {"model"}, progress=lambda message: None)
     assert list(tables) == ["model"] and (tables["model"]["ms/step"] > 0).all()
     assert not (tmp_path / "no-omniglot-here").exists()  # nothing was downloaded or made
+
+
+def test_mann_bench_no_download_stops_before_any_timing_when_the_data_is_absent(tmp_path, capsys):
+    from mann.cli import main
+
+    missing = tmp_path / "no-omniglot-here"
+    assert main(["bench", "--only", "sampler", "e2e", "--quick", "--no-download", "--data-root", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert f"no Omniglot in {missing}" in err and "timing" not in err
+    assert not missing.exists()
