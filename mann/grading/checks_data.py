@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from episodes.splits import PARTS as SPLITS
 from mann.grading.check import Check, Verdict, fail, ok
 from mann.grading.image_index import UNKNOWN
 from mann.grading.reference import Reference
 from mann.grading.runner import Probe, RunResult
-
-IMAGE_DIM = 784
-SPLITS = ("train", "val", "test")
+from mann.model import IMAGE_DIM
 
 
 def sample_probe(configs: list[tuple[int, int, str]], episodes: int, seed: int) -> Probe:
@@ -50,7 +49,20 @@ def episodes_of(result: RunResult, i: int) -> tuple[np.ndarray, np.ndarray] | Ve
     return images.astype(np.float64), labels.astype(np.float64)
 
 
-def unidentified(ref: Reference, chars: np.ndarray, where: str) -> Verdict | None:
+def identified_episodes(
+    ref: Reference, result: RunResult, i: int, where: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | Verdict:
+    """(images, labels, chars int64 [E, K+1, N], drawers int64 [E, K+1, N]) of config i,
+    or a failing Verdict when they cannot be judged or an image is not one of the tree's."""
+    got = episodes_of(result, i)
+    if isinstance(got, Verdict):
+        return got
+    chars, drawers = ref.index.identify(got[0])
+    bad = unidentified(chars, where)
+    return bad if bad is not None else (*got, chars, drawers)
+
+
+def unidentified(chars: np.ndarray, where: str) -> Verdict | None:
     bad = np.argwhere(chars < 0)
     if len(bad) == 0:
         return None
@@ -127,7 +139,7 @@ def support_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> V
                             f"(as class indices), not 0..{n - 1} in order; rows 0..K-1 must hold "
                             f"classes 0..N-1 in order with identity labels (only the query row is shuffled)")
     chars, _ = ref.index.identify(images)
-    bad = unidentified(ref, chars[:, :k], "support rows")
+    bad = unidentified(chars[:, :k], "support rows")
     if bad:
         return bad
     for e in range(len(chars)):
@@ -158,7 +170,7 @@ def query_shuffled_judge(ref: Reference, p: dict, result: RunResult, probe: Prob
             return fail(f"episode {e}: query labels {perm.tolist()} are not a permutation of 0..{n - 1}; "
                         f"the query row holds one image of each class")
     chars, _ = ref.index.identify(images)
-    bad = unidentified(ref, chars, "episode images")
+    bad = unidentified(chars, "episode images")
     if bad:
         return bad
     owners = class_characters(chars, labels)
@@ -178,15 +190,10 @@ def query_shuffled_judge(ref: Reference, p: dict, result: RunResult, probe: Prob
 # --- query_characters -------------------------------------------------------
 
 def query_characters_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Verdict:
-    got = episodes_of(result, 0)
+    got = identified_episodes(ref, result, 0, "episode images")
     if isinstance(got, Verdict):
         return got
-    images, labels = got
-    k = p["shots"]
-    chars, _ = ref.index.identify(images)
-    bad = unidentified(ref, chars, "episode images")
-    if bad:
-        return bad
+    chars, k = got[2], p["shots"]
     for e in range(len(chars)):
         support, query = sorted(chars[e, 0].tolist()), sorted(chars[e, k].tolist())
         if support != query:
@@ -200,14 +207,10 @@ def query_characters_judge(ref: Reference, p: dict, result: RunResult, probe: Pr
 # --- distinct_drawers -------------------------------------------------------
 
 def drawers_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Verdict:
-    got = episodes_of(result, 0)
+    got = identified_episodes(ref, result, 0, "episode images")
     if isinstance(got, Verdict):
         return got
-    images, _ = got
-    chars, drawers = ref.index.identify(images)
-    bad = unidentified(ref, chars, "episode images")
-    if bad:
-        return bad
+    _, _, chars, drawers = got
     for e in range(len(chars)):
         pairs = list(zip(chars[e].ravel().tolist(), drawers[e].ravel().tolist()))
         seen = set()
@@ -231,14 +234,10 @@ def split_probe(ref: Reference, p: dict) -> Probe:
 def split_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Verdict:
     seen: dict[str, set[int]] = {}
     for i, split in enumerate(SPLITS):
-        got = episodes_of(result, i)
+        got = identified_episodes(ref, result, i, f"the {split} generator")
         if isinstance(got, Verdict):
             return got
-        chars, _ = ref.index.identify(got[0])
-        bad = unidentified(ref, chars, f"the {split} generator")
-        if bad:
-            return bad
-        seen[split] = set(chars.ravel().tolist())
+        seen[split] = set(got[2].ravel().tolist())
     for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
         both = seen[a] & seen[b]
         if both:

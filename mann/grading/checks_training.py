@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from episodes.sampler import EVAL_BATCH, EpisodeSampler, flat_positions
+from episodes.sampler import DRAWERS, EVAL_BATCH, EpisodeSampler, flat_positions
 from mann.grading.check import Check, Verdict, fail, ok
 from mann.grading.reference import Reference
 from mann.grading.runner import Probe, RunResult
@@ -39,9 +39,9 @@ def training_probe(ref: Reference, p: dict) -> Probe:
     test_rows, test_labels = episode_indices(test, batches)
     shape = (-1, k + 1, n)
     arrays = {
-        "train_images": ref.train.images.reshape(ref.train.num_classes, 20, -1),
+        "train_images": ref.train.images.reshape(ref.train.num_classes, DRAWERS, -1),
         "train_rows": train_rows, "train_labels": train_labels,
-        "test_images": ref.test.images.reshape(ref.test.num_classes, 20, -1),
+        "test_images": ref.test.images.reshape(ref.test.num_classes, DRAWERS, -1),
         "test_rows": test_rows.reshape(shape)[: p["test_episodes"]],
         "test_labels": test_labels.reshape(shape)[: p["test_episodes"]],
     }

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from episodes.omniglot import OmniglotStore, cache_dir
 from episodes.png_tree import write_png_tree
-from episodes.splits import Split, make_split
+from episodes.splits import CS330_SIZES, Split, make_split
 from mann.grading.image_index import ImageIndex
 
 SPLIT, SPLIT_SEED = "cs330", 1
@@ -23,21 +23,18 @@ SPLIT, SPLIT_SEED = "cs330", 1
 class Reference:
     """store: the decoded Omniglot; tree: the read-only PNG tree at
     ``config["data_folder"]``; index: identifies the tree's images;
-    train / test: the reference split parts for training and testing runs;
-    tree_drawers: drawers per character in the tree (20 = all)."""
+    train / test: the reference split parts for training and testing runs."""
 
     store: OmniglotStore
     tree: Path
     index: ImageIndex
     train: Split
     test: Split
-    tree_drawers: int
 
     @property
     def split_sizes(self) -> dict[str, int]:
         """Characters in each part of the assignment's split (1100 / 100 / rest)."""
-        total = len(self.store)
-        return {"train": 1100, "val": 100, "test": total - 1200}
+        return {**CS330_SIZES, "test": len(self.store) - sum(CS330_SIZES.values())}
 
 
 def build_reference(
@@ -54,5 +51,4 @@ def build_reference(
         index=ImageIndex(store, count),
         train=make_split(store, SPLIT, "train", SPLIT_SEED),
         test=make_split(store, SPLIT, "test", SPLIT_SEED),
-        tree_drawers=count,
     )
