@@ -162,11 +162,10 @@ def find_submissions(paths: list[str | os.PathLike]) -> list[Submission]:
         if path.is_file():
             if path.suffix.lower() != ".zip":
                 raise UsageError(f"{path} is a file, not a submission: give its folder or a .zip ({EXPECTED})")
-            zip_files(path)  # raises for an unreadable zip given directly
-            one = inspect(path)
-            if one.problem:
-                raise UsageError(f"{path}: {one.problem}")
-            found.append(one)
+            code, problem = locate(zip_files(path), wrapped=True)  # zip_files raises for an unreadable zip
+            if problem:
+                raise UsageError(f"{path}: {problem}")
+            found.append(Submission(path.stem, path, code))
             continue
         one = inspect(path)
         if one.gradable:
