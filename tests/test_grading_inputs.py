@@ -177,8 +177,7 @@ def test_gradebook_and_gradescope_payload(tmp_path):
     rubric = load_rubric()
     results = []
     for name, passing in (("a", 13), ("b", 6), ("c", 0)):
-        tests = [TestOutcome(spec, i < passing, spec.points if i < passing else 0.0, "m")
-                 for i, spec in enumerate(rubric.tests)]
+        tests = [TestOutcome(spec, i < passing, "m") for i, spec in enumerate(rubric.tests)]
         results.append(SubmissionResult(Submission(name, tmp_path, "submission/"), tests, seconds=1.5))
     csv_path, md_path = write_gradebook(results, tmp_path)
     lines = csv_path.read_text().splitlines()
@@ -193,3 +192,19 @@ def test_gradebook_and_gradescope_payload(tmp_path):
     assert {t["visibility"] for t in payload["tests"]} == {"visible", "after_due_date"}
     with pytest.raises(ValueError):
         check_payload({**payload, "tests": [{**payload["tests"][0], "score": 99}]})
+
+
+def test_a_passed_test_worth_zero_points_counts_as_passed(tmp_path):
+    from dataclasses import replace
+
+    from mann.grading.grade import SubmissionResult, TestOutcome
+    from mann.grading.gradebook import pass_rates, write_gradebook
+    from mann.grading.submission import Submission
+
+    free = replace(load_rubric().tests[0], points=0.0)  # a practice test: feedback only
+    results = [SubmissionResult(Submission(name, tmp_path, "submission/"), [TestOutcome(free, passed, "m")])
+               for name, passed in (("a", True), ("b", False))]
+    rates = pass_rates(results)
+    assert rates.to_dict("records") == [{"test": free.id, "passed": 1, "of": 2, "rate": 0.5}]
+    _, md_path = write_gradebook(results, tmp_path)
+    assert "0.50" in md_path.read_text().split("## Tests passed")[1]

@@ -30,15 +30,19 @@ from mann.grading.submission import Submission, stage
 
 @dataclass
 class TestOutcome:
-    """spec: the rubric entry; passed/score; message: the verdict for the
+    """spec: the rubric entry; passed; message: the verdict for the
     student; details: the submission's traceback and printed output, if any."""
 
     spec: TestSpec
     passed: bool
-    score: float
     message: str
     details: str = ""
     seconds: float = 0.0
+
+    @property
+    def score(self) -> float:
+        """All of the test's points or none."""
+        return self.spec.points if self.passed else 0.0
 
 
 @dataclass
@@ -93,7 +97,7 @@ class Grader:
             code, root, submission = None, None, Submission(submission.name, submission.source, None, str(err))
         if code is None:
             result.problem = submission.problem
-            result.tests = [TestOutcome(spec, False, 0.0, f"not graded: {submission.problem}") for spec in rubric.tests]
+            result.tests = [TestOutcome(spec, False, f"not graded: {submission.problem}") for spec in rubric.tests]
         else:
             result.tests = [self.run_test(spec, code, root, rubric.seed) for spec in rubric.tests]
         shutil.rmtree(folder, ignore_errors=True)
@@ -120,8 +124,7 @@ class Grader:
                 verdict = judge_safely(check.judge, self.reference, params, run, probe)
             else:
                 verdict = Verdict(False, run.problem)
-        score = spec.points if verdict.passed else 0.0
-        return TestOutcome(spec, verdict.passed, score, verdict.message, details, time.monotonic() - started)
+        return TestOutcome(spec, verdict.passed, verdict.message, details, time.monotonic() - started)
 
 
 def judge_safely(judge, reference: Reference, params: dict, outcome, probe) -> Verdict:

@@ -28,8 +28,8 @@ def gradebook(results: list["SubmissionResult"]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def distribution(book: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(statistics of the total, histogram of the total in 10% buckets, pass rate per test)."""
+def distribution(book: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(statistics of the total, histogram of the total in 10% buckets)."""
     total, top = book["total"].astype(float), float(book["max_score"].max() or 1.0)
     values = {
         "submissions": len(book), "max_score": top, "mean": total.mean(),
@@ -43,12 +43,17 @@ def distribution(book: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
     counts = np.histogram(fraction, bins=edges)[0]
     labels = [f"{100 * a:.0f}-{100 * b:.0f}%" for a, b in zip(edges[:-1], edges[1:])]
     histogram = pd.DataFrame({"score": labels, "submissions": counts, "bar": ["#" * int(c) for c in counts]})
-    tests = [c for c in book.columns if c not in ("submission", "total", "max_score", "problem")]
-    pass_rate = pd.DataFrame([
-        {"test": t, "passed": int((book[t] > 0).sum()), "of": len(book), "rate": float((book[t] > 0).mean())}
-        for t in tests
-    ])
-    return stats, histogram, pass_rate
+    return stats, histogram
+
+
+def pass_rates(results: list["SubmissionResult"]) -> pd.DataFrame:
+    """How many submissions passed each test, from the verdicts (a passed test may be worth 0 points)."""
+    passed: dict[str, list[bool]] = {}
+    for r in results:
+        for t in r.tests:
+            passed.setdefault(t.spec.id, []).append(t.passed)
+    return pd.DataFrame([{"test": test, "passed": sum(flags), "of": len(flags), "rate": sum(flags) / len(flags)}
+                         for test, flags in passed.items()])
 
 
 def write_gradebook(results: list["SubmissionResult"], out: Path) -> tuple[Path, Path]:
@@ -56,14 +61,14 @@ def write_gradebook(results: list["SubmissionResult"], out: Path) -> tuple[Path,
     book = gradebook(results)
     csv_path, md_path = Path(out) / "gradebook.csv", Path(out) / "summary.md"
     atomic_write_text(csv_path, book.to_csv(index=False))
-    stats, histogram, pass_rate = distribution(book)
+    stats, histogram = distribution(book)
     text = "\n\n".join([
         "# Grading summary",
         stats.to_markdown(index=False, disable_numparse=True),
         "## Score distribution",
         histogram.to_markdown(index=False),
         "## Tests passed",
-        pass_rate.to_markdown(index=False, floatfmt=".2f"),
+        pass_rates(results).to_markdown(index=False, floatfmt=".2f"),
     ]) + "\n"
     atomic_write_text(md_path, text)
     return csv_path, md_path
