@@ -28,11 +28,12 @@ import numpy as np
 import torch
 
 from episodes.errors import UsageError
+from episodes.layout import LAKE_ARCHIVE
 from episodes.omniglot import decode_png
 
 RUNS = 20
 WAYS = 20
-ARCHIVE = "all_runs.zip"
+ARCHIVE = LAKE_ARCHIVE
 HUMAN_ERROR = 0.045
 BPL_ERROR = 0.033
 _LINE = re.compile(r"^(run\d\d)/test/item(\d\d)\.png\s+(run\d\d)/training/class(\d\d)\.png$")

@@ -18,7 +18,6 @@ import hashlib
 import io
 import os
 import re
-import tempfile
 import urllib.request
 import zipfile
 import zlib
@@ -29,9 +28,10 @@ import numpy as np
 from PIL import Image
 
 from episodes.errors import UsageError
+from episodes.files import atomic_write_bytes
+from episodes.layout import DRAWERS, IMAGE_SIZE
 
 SETS = ("images_background", "images_evaluation")
-DRAWERS = 20
 N_CHARACTERS = {"images_background": 964, "images_evaluation": 659}
 N_ALPHABETS = {"images_background": 30, "images_evaluation": 20}
 # The sums of the archives published in brendenlake/omniglot (python/ folder).
@@ -94,7 +94,7 @@ def cache_dir() -> Path:
 
 def load_omniglot(
     root: str | os.PathLike | None = None,
-    image_size: int = 28,
+    image_size: int = IMAGE_SIZE,
     download: bool = True,
     use_cache: bool = True,
     verify: bool = True,
@@ -174,7 +174,8 @@ def _download(root: Path, name: str) -> Path:
             f"downloaded {url} has md5 {digest}, not {ORIGINAL_MD5[name]}; "
             f"retry, or place {name}.zip in {root} by hand"
         )
-    _atomic_write(target, payload)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(target, payload)
     return target
 
 
@@ -282,18 +283,7 @@ def _write_cache(path: Path, store: OmniglotStore) -> None:
         source=np.asarray(store.source),
     )
     try:
-        _atomic_write(path, buffer.getvalue())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, buffer.getvalue())
     except OSError:
         pass  # an unwritable cache only costs time on the next load
-
-
-def _atomic_write(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

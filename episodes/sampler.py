@@ -19,9 +19,8 @@ from typing import Iterator
 import torch
 
 from episodes.errors import UsageError
+from episodes.layout import DRAWERS, check_episode_shape
 from episodes.splits import Split
-
-DRAWERS = 20
 
 
 @dataclass(frozen=True)
@@ -36,26 +35,6 @@ class EpisodeIndices:
     classes: torch.Tensor
     drawers: torch.Tensor
     query_order: torch.Tensor
-
-
-def check_episode_shape(ways: int, shots: int, batch_size: int, num_classes: int) -> None:
-    """Raise UsageError, before any work, for a shape no split can serve."""
-    if not isinstance(ways, int) or ways < 2:
-        raise UsageError(f"N (ways) = {ways!r}: an episode needs at least 2 classes; use N >= 2")
-    if not isinstance(shots, int) or shots < 1:
-        raise UsageError(f"K (shots) = {shots!r}: an episode needs at least 1 support example; use K >= 1")
-    if shots + 1 > DRAWERS:
-        raise UsageError(
-            f"K (shots) = {shots}: K+1 = {shots + 1} distinct drawers per class are needed "
-            f"but Omniglot has {DRAWERS}; use K <= {DRAWERS - 1}"
-        )
-    if ways > num_classes:
-        raise UsageError(
-            f"N (ways) = {ways} is larger than the split's {num_classes} classes; "
-            f"use N <= {num_classes} or a larger split"
-        )
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise UsageError(f"batch size = {batch_size!r}: use a batch size >= 1")
 
 
 def distinct_choice(

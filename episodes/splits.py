@@ -25,10 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from episodes.errors import UsageError
+from episodes.layout import PARTS, SCHEMES
 from episodes.omniglot import OmniglotStore
 
-SCHEMES = ("cs330", "lake")
-PARTS = ("train", "val", "test")
 CS330_SIZES = {"train": 1100, "val": 100}
 LAKE_VAL = 100
 

@@ -150,3 +150,10 @@ def grading_reference(easy_store, tmp_path_factory):
     from mann.grading.reference import build_reference
 
     return build_reference(easy_store, tmp_path_factory.mktemp("grading") / "omniglot_resized", drawers=4)
+
+
+def train_on(config, store, out, **kwargs) -> dict:
+    """``mann.training.train`` on the config's splits of ``store`` (the summary row)."""
+    from mann.training import prepare_splits, train
+
+    return train(config, prepare_splits(store, config), out, **kwargs)

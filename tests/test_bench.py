@@ -14,8 +14,8 @@ from episodes.omniglot import OmniglotStore
 from PIL import Image
 
 from episodes.png_tree import png_path, write_png_tree
-from episodes.starter_sampler import StarterStyleGenerator
-from mann.bench import BenchPlan, format_tables, machine, model_step_times, run_benchmarks, sampler_rates
+from mann.bench.starter_sampler import StarterStyleGenerator
+from mann.bench.benchmarks import BenchPlan, format_tables, machine, model_step_times, run_benchmarks, sampler_rates
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_png_tree_round_trips_with_ink_dark(small_store, tree):
 def test_starter_style_generator_makes_valid_episodes(small_store, tree):
     folders = [tree / n for n in small_store.characters]
     for cache in (True, False):
-        images, labels = StarterStyleGenerator(folders, 4, 2, cache=cache, seed=0)._sample()
+        images, labels = StarterStyleGenerator(folders, 4, 2, cache=cache, seed=0).sample()
         assert images.shape == (3, 4, 784) and labels.shape == (3, 4, 4)
         np.testing.assert_array_equal(labels[:2], np.tile(np.eye(4), (2, 1, 1)))
         assert sorted(labels[2].argmax(1)) == [0, 1, 2, 3]
@@ -59,7 +59,7 @@ def test_benchmark_tables_have_every_baseline(small_store, tree):
 
 
 def _report_peak(queue) -> None:
-    from mann.bench import peak_rss_mib
+    from mann.bench.benchmarks import peak_rss_mib
 
     queue.put(peak_rss_mib())
 
@@ -92,7 +92,7 @@ def test_the_model_benchmark_runs_without_omniglot(tmp_path):
 
 
 def test_mann_bench_no_download_stops_before_any_timing_when_the_data_is_absent(tmp_path, capsys):
-    from mann.cli import main
+    from mann.commands import main
 
     missing = tmp_path / "no-omniglot-here"
     assert main(["bench", "--only", "sampler", "e2e", "--quick", "--no-download", "--data-root", str(missing)]) == 2

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from mann.cli import main
+from mann.commands import main
 
 
 def run_cli(args, capsys):
@@ -64,6 +64,6 @@ def test_train_writes_summary_with_test_accuracy(tmp_path, synthetic_root, capsy
 
 def test_console_script_is_installed(tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run([sys.executable, "-m", "mann.cli", "train", "--ways", "0", "--out", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "mann.commands", "train", "--ways", "0", "--out", str(tmp_path)],
                             capture_output=True, text=True, env=env)
     assert result.returncode == 2 and "mann: error: --ways 0" in result.stderr

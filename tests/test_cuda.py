@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from episodes import EpisodeSampler, make_split
-from mann.config import TrainConfig
-from mann.fast_lstm import fast_forward
-from mann.model import MANN, loss_function
-from mann.train import train
+from conftest import train_on
+from mann.training.config import make_config
+from mann.models.fast_lstm import fast_forward
+from mann.models.mann import MANN, loss_function
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible on this machine")
 
@@ -33,7 +33,15 @@ def test_cudnn_model_matches_the_cpu_reference():
 
 
 def test_training_runs_on_cuda(store, tmp_path):
-    config = TrainConfig(ways=3, shots=1, hidden=16, steps=20, batch_size=8, eval_every=10, val_episodes=20,
+    config = make_config("mann", 3, shots=1, hidden=16, steps=20, batch_size=8, eval_every=10, val_episodes=20,
                          test_episodes=50, device="cuda")
-    summary = train(config, store, tmp_path, progress=False)
+    summary = train_on(config, store, tmp_path, progress=False)
+    assert summary["device"] != "cpu"
+
+
+@pytest.mark.parametrize("model", ["protonet", "maml-cnn"])
+def test_baselines_train_on_cuda(model, store, tmp_path):
+    config = make_config(model, 3, shots=1, steps=4, batch_size=2, train_ways=None if model != "protonet" else 5,
+                         eval_every=2, val_episodes=10, test_episodes=20, device="cuda", split="lake")
+    summary = train_on(config, store, tmp_path, progress=False)
     assert "cpu" not in summary["device"] and 0 <= summary["test_accuracy"] <= 1

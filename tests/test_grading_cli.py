@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-import mann.cli
+import mann.commands.grade
 import mann.grading.reference
 from grading_variants import BROKEN, make_variant, pry_code
-from mann.cli import main
+from mann.commands import main
 from mann.grading.gradescope import check_payload
 
 RUBRIC = """

@@ -16,7 +16,7 @@ import pytest
 from episodes.errors import UsageError
 from episodes.png_tree import write_png_tree
 from grading_variants import make_variant
-from mann.cli import main
+from mann.commands import main
 from mann.grading.image_index import UNKNOWN
 from mann.grading.rubric import DEFAULT_RUBRIC, load_rubric
 from mann.grading.submission import find_submissions, stage

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import mann.model
+import mann.models.mann
 from grading_variants import make_variant, pry_code, rubric_for_tests
 from mann.grading.grade import Grader
 from mann.grading.outputs import write_submission
@@ -86,7 +86,7 @@ def test_a_prying_submission_reads_writes_and_kills_nothing_outside(grader, tmp_
     rubric_file.write_text("[tests.mann_output]\npoints = 1\n")
     other = make_variant(tmp_path / "class" / "other_student", {})
     paths = {
-        "read-reference": mann.model.__file__,
+        "read-reference": mann.models.mann.__file__,
         "read-rubric": str(rubric_file),
         "read-other-student": str(other / "submission" / "mann.py"),
         "write-results": str(out / "pry" / "results.json"),

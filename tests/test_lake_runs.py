@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import png_bytes
+from conftest import png_bytes, train_on
 from episodes import UsageError
 from episodes.lake_runs import lake_episodes, read_lake_runs
 from episodes.omniglot import decode_png
-from mann.cli import main
-from mann.config import TrainConfig
-from mann.train import train
+from mann.commands import main
+from mann.training.config import make_config
 
 
 def build_all_runs(side: int = 105, seed: int = 0) -> tuple[dict[str, bytes], list[np.ndarray]]:
@@ -149,9 +148,9 @@ def test_real_archive_holds_20_runs_of_20_pairs(real_data_root):
 
 
 def mann_run(store, folder, ways=20, split="lake"):
-    config = TrainConfig(ways=ways, shots=1, hidden=8, steps=2, batch_size=2, split=split, val_episodes=4,
+    config = make_config("mann", ways, shots=1, hidden=8, steps=2, batch_size=2, split=split, val_episodes=4,
                          test_episodes=4, device="cpu")
-    train(config, store, folder, progress=False)
+    train_on(config, store, folder, progress=False)
     return folder
 
 
@@ -195,12 +194,10 @@ def test_mann_lake_refuses_a_damaged_archive_before_writing(store, synthetic_run
 
 
 def test_mann_lake_scores_a_protonet_run(easy_store, synthetic_runs, tmp_path, capsys):
-    from mann.baselines import published_config, train_baseline
-
     path, _, _ = synthetic_runs
-    config = published_config("protonet", 5, 1, steps=2, meta_batch=2, train_ways=5, val_episodes=4,
-                              test_episodes=4, device="cpu", split="lake")
-    train_baseline(config, easy_store, tmp_path / "proto", progress=False)
+    config = make_config("protonet", 5, shots=1, steps=2, batch_size=2, train_ways=5, val_episodes=4,
+                         test_episodes=4, device="cpu", split="lake")
+    train_on(config, easy_store, tmp_path / "proto", progress=False)
     code = main(["lake", "--run-folder", str(tmp_path / "proto"), "--archive", str(path)])
     captured = capsys.readouterr()
     assert code == 0 and "protonet (proto): error %" in captured.out
@@ -208,7 +205,7 @@ def test_mann_lake_scores_a_protonet_run(easy_store, synthetic_runs, tmp_path, c
 
 
 def test_lake_error_rate_matches_the_model_accuracy(store, synthetic_runs, tmp_path):
-    from mann.lake import lake_error_table, score_lake_runs
+    from mann.reporting.lake import lake_error_table, score_lake_runs
 
     path, _, _ = synthetic_runs
     folder = mann_run(store, tmp_path / "mann20")

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mann.fast_lstm import fast_forward
-from mann.model import MANN, loss_function
+from mann.models.fast_lstm import fast_forward
+from mann.models.mann import MANN, loss_function
 
 
 def random_episode(batch, ways, shots, seed=0, dtype=torch.float32):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from episodes import EpisodeSampler, make_split
-from mann.cli import main
+from mann.commands import main
 
 pytestmark = pytest.mark.integration
 

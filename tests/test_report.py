@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from episodes import UsageError
-from mann.cli import main
-from mann.report import collect
+from mann.commands import main
+from mann.reporting.tables import collect
 
 
 def fake_run(folder, ways, shots, acc, ci):
@@ -38,8 +38,8 @@ def test_report_of_an_empty_folder_is_refused(tmp_path):
 
 def fake_sweep(folder, accuracies, ci=0.02, failed=()):
     """A sweep store with made-up rows: accuracies[(ways, shots, hidden)] = one accuracy per seed."""
-    from mann.grid import expand, spec_from_mapping
-    from mann.result_store import ResultStore
+    from mann.sweep.grid import expand, spec_from_mapping
+    from mann.sweep.store import ResultStore
 
     seeds = max(len(v) for v in accuracies.values())
     spec = spec_from_mapping({"ways": [2, 3], "shots": [1, 2], "hidden": [8, 128], "seeds": list(range(seeds)),
@@ -62,20 +62,20 @@ def fake_sweep(folder, accuracies, ci=0.02, failed=()):
 
 
 def test_sweep_tables_pivot_n_by_k_per_hidden_with_seed_ci_computed_by_hand(tmp_path, capsys):
-    from mann.report import aggregate_seeds, collect_sweep, pivot_tables
+    from mann.reporting.tables import aggregate_seeds, collect_sweep, pivot_tables
 
     accuracies = {(n, k, h): [0.5, 0.6, 0.7] for n in (2, 3) for k in (1, 2) for h in (8, 128)}
     accuracies[(3, 2, 128)] = [0.9]  # seeds 1 and 2 of this cell failed: its CI is the test-episode one
     fake_sweep(tmp_path / "fake", accuracies, ci=0.0123)
     groups = aggregate_seeds(collect_sweep(tmp_path / "fake"))
     tables = pivot_tables(groups)
-    assert sorted(tables) == [8, 128]
+    assert list(tables) == ["hidden = 8", "hidden = 128"]  # a MANN-only sweep: one table per hidden size
     for table in tables.values():
         assert table.shape == (2, 2) and list(table.index) == [2, 3] and list(table.columns) == ["K=1", "K=2"]
     # mean 0.6, sample std 0.1, t(0.975, 2) = 4.303: 4.303 * 0.1 / sqrt(3) = 0.24844 -> "60.0 ± 24.8"
     # (the normal factor 1.96 would claim ± 11.3: far too sure for three seeds)
-    assert tables[8].loc[2, "K=1"] == "60.0 ± 24.8"
-    assert tables[128].loc[3, "K=2"] == "90.0 ± 1.2 (1 seed)"
+    assert tables["hidden = 8"].loc[2, "K=1"] == "60.0 ± 24.8"
+    assert tables["hidden = 128"].loc[3, "K=2"] == "90.0 ± 1.2 (1 seed)"
     assert main(["report", str(tmp_path / "fake")]) == 0
     md = (tmp_path / "fake" / "table.md").read_text()
     assert "## hidden = 8" in md and "## hidden = 128" in md and "60.0 ± 24.8" in md
@@ -112,8 +112,8 @@ def test_intervals_over_a_few_seeds_use_students_t_and_over_many_episodes_the_no
 def test_total_wall_time_counts_a_killed_invocation_up_to_its_last_cell(tmp_path):
     import pandas as pd
 
-    from mann.report import session_lines
-    from mann.result_store import ResultStore
+    from mann.reporting.tables import session_lines
+    from mann.sweep.store import ResultStore
 
     store = ResultStore(tmp_path)
     tmp_path.mkdir(exist_ok=True)

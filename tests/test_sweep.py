@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 
 from episodes import UsageError
-from mann.cli import build_parser, main
-from mann.executors import ProcessExecutor, make_executor
-from mann.grid import PRESETS, expand, preset_mapping, spec_from_mapping
-from mann.result_store import ResultStore, append_jsonl, read_jsonl
-from mann.sweep import run_sweep, spec_from_args
+from mann.commands import build_parser, main
+from mann.sweep.executors import ProcessExecutor, make_executor
+from mann.commands.sweep import spec_from_args
+from mann.sweep.grid import expand, preset_mapping, preset_names, spec_from_mapping
+from mann.sweep.store import ResultStore, append_jsonl, read_jsonl
+from mann.sweep.run import run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"steps": 20, "batch_size": 4, "val_episodes": 10, "test_episodes": 30, "eval_every": 10, "checkpoint_every": 10}
@@ -116,7 +117,7 @@ def test_the_same_flags_find_the_same_folder_and_other_flags_another():
     name = lambda *a: spec_from_args(build_parser().parse_args(["sweep", *a])).name  # noqa: E731
     assert name("--ways", "2", "3") == name("--ways", "2", "3")
     assert name("--ways", "2", "3") != name("--ways", "2", "4")
-    assert set(PRESETS) == {"cs330", "quick"}
+    assert set(preset_names()) == {"baselines", "cs330", "quick"}
 
 
 # ------------------------------------------------------------------------------------------------ bad input
@@ -227,8 +228,8 @@ sys.path.insert(0, {tests!r})
 import torch
 torch.set_num_threads(1)
 from conftest import identity_store
-from mann.grid import spec_from_mapping
-from mann.sweep import run_sweep
+from mann.sweep.grid import spec_from_mapping
+from mann.sweep.run import run_sweep
 if __name__ == "__main__":
     spec = spec_from_mapping({mapping!r}, "test", name="tiny")
     run_sweep(spec, identity_store(), {results!r}, {runs!r}, progress=False)

@@ -7,5 +7,15 @@ runner.py       the grader side of the sandbox; sandbox/ runs inside it
 checks_*.py     the test battery (battery.py lists it): inputs out, verdicts in
 grade.py        run a rubric on submissions; outputs.py / gradescope.py / feedback.py /
                 gradebook.py write results.json, report.md, gradebook.csv, summary.md
-command.py      the ``mann grade`` subcommand
+(the ``mann grade`` subcommand is mann/commands/grade.py)
+
+Names load their module on first use.
 """
+
+from episodes.lazy import lazy_exports
+
+__all__ = ["Grader", "build_reference", "find_submissions", "load_rubric", "write_gradebook", "write_submission"]
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "Grader": "grade", "build_reference": "reference", "find_submissions": "submission", "load_rubric": "rubric",
+    "write_gradebook": "gradebook", "write_submission": "outputs",
+})

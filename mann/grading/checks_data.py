@@ -16,7 +16,7 @@ from mann.grading.check import Check, Verdict, fail, ok
 from mann.grading.image_index import UNKNOWN
 from mann.grading.reference import Reference
 from mann.grading.runner import Probe, RunResult
-from mann.model import IMAGE_DIM
+from episodes.layout import IMAGE_DIM
 
 
 def sample_probe(configs: list[tuple[int, int, str]], episodes: int, seed: int) -> Probe:

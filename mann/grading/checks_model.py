@@ -16,7 +16,8 @@ from episodes.sampler import EpisodeSampler
 from mann.grading.check import Check, Verdict, fail, ok
 from mann.grading.reference import Reference
 from mann.grading.runner import Probe, RunResult
-from mann.model import IMAGE_DIM, MANN, loss_function
+from episodes.layout import IMAGE_DIM
+from mann.models.mann import MANN, loss_function
 
 
 def reference_episodes(ref: Reference, ways: int, shots: int, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

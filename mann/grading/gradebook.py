@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from mann.io import atomic_write_text
+from episodes.files import atomic_write_text
 
 if TYPE_CHECKING:
     from mann.grading.grade import SubmissionResult

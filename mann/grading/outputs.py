@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from mann.grading.feedback import report_markdown
 from mann.grading.gradescope import results_payload
 from mann.grading.rubric import Rubric
-from mann.io import atomic_write_json, atomic_write_text
+from episodes.files import atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
     from mann.grading.grade import SubmissionResult

@@ -2,7 +2,7 @@
 
 The reference is the project's own code: the Omniglot store, the ``cs330``
 split (seed 1) and its episode sampler, the reference ``MANN`` and
-``loss_function`` (mann/model.py), the PNG tree handed to submissions, and an
+``loss_function`` (mann/models/mann.py), the PNG tree handed to submissions, and an
 index that identifies every image of that tree.
 """
 

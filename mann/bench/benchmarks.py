@@ -1,0 +1,297 @@
+"""Benchmarks: every figure beside its baseline, measured in the same run.
+
+* sampler episodes/s: ``EpisodeSampler`` vs the starter-style per-episode
+  file-reading generator (cached and uncached) vs learn2learn's ``Taskset`` with
+  ``FusedNWaysKShots``;
+* model step (forward + backward + Adam): the trainer's path vs stock ``nn.LSTM``;
+* end to end: ``mann train`` steps/s and peak memory vs a starter-style loop
+  (a DataLoader over the per-episode generator, stock MANN), each in its own
+  process so peak resident memory is its own.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import torch
+
+from episodes.errors import UsageError
+from episodes.files import atomic_write_text
+from episodes.layout import IMAGE_DIM, IMAGE_SIZE
+from episodes.omniglot import OmniglotStore, load_omniglot
+from episodes.png_tree import remove_png_tree, write_png_tree
+from episodes.sampler import EpisodeSampler
+from episodes.splits import Split, make_split
+from mann.bench.starter_sampler import StarterStyleGenerator
+from mann.models.fast_lstm import fast_forward
+from mann.models.l2l import import_learn2learn
+from mann.models.mann import MANN, loss_function
+from mann.training.config import make_config
+from mann.training.data import prepare_splits
+from mann.training.loop import train
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    sampler_shapes: tuple[tuple[int, int], ...] = ((2, 1), (5, 1), (20, 1), (2, 5), (5, 5), (20, 5))
+    model_shapes: tuple[tuple[int, int], ...] = ((2, 1), (5, 1), (2, 5), (5, 5))
+    end_to_end_shape: tuple[int, int] = (5, 1)
+    batch_size: int = 128
+    hidden: int = 128
+    seconds: float = 1.0  # time budget of one measurement
+    e2e_steps: int = 200
+
+
+QUICK = BenchPlan(sampler_shapes=((5, 1),), model_shapes=((5, 1),), seconds=0.3, e2e_steps=30)
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def seconds_per_call(fn: Callable[[], object], budget: float, warmup: int = 2) -> float:
+    """Median seconds per call over repeats filling about ``budget`` seconds."""
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < budget or len(times) < 3:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def sampler_rates(split: Split, tree: Path, plan: BenchPlan) -> pd.DataFrame:
+    """Episodes/s of each sampler for each (N, K) of the plan, B = plan.batch_size."""
+    folders = [tree / name for name in split.characters]
+    decoded = StarterStyleGenerator(folders, 2, 1, cache=True, seed=0).fill_cache()
+    rows = []
+    for ways, shots in plan.sampler_shapes:
+        batch = plan.batch_size
+        ours = EpisodeSampler(split, ways, shots, batch_size=batch, seed=0)
+        rates = {"mann-bench EpisodeSampler": batch / seconds_per_call(ours.sample, plan.seconds)}
+        for label, cache in (("starter-style, cached", True), ("starter-style, uncached", False)):
+            gen = StarterStyleGenerator(folders, ways, shots, cache=cache, seed=0, decoded=decoded if cache else None)
+            rates[label] = 1 / seconds_per_call(gen.sample, plan.seconds / 4)
+        l2l = learn2learn_taskset(split, ways, shots)
+        if l2l is not None:
+            rates["learn2learn Taskset (FusedNWaysKShots)"] = 1 / seconds_per_call(l2l.sample, plan.seconds / 4)
+        for name, rate in rates.items():
+            rows.append({"N": ways, "K": shots, "B": batch, "sampler": name, "episodes/s": rate})
+    table = pd.DataFrame(rows)
+    ours = table[table.sampler == "mann-bench EpisodeSampler"].set_index(["N", "K"])["episodes/s"]
+    table["ours ÷ this"] = [ours[(n, k)] / r for n, k, r in zip(table.N, table.K, table["episodes/s"])]
+    return table
+
+
+def learn2learn_taskset(split: Split, ways: int, shots: int):
+    """learn2learn's fastest Omniglot-style task pipeline over the same images, or None."""
+    try:
+        l2l = import_learn2learn()
+    except UsageError:
+        return None
+    classes, drawers = split.images.shape[:2]
+    images = torch.from_numpy(split.images.reshape(classes * drawers, 1, IMAGE_SIZE, IMAGE_SIZE)).float().div_(255)
+    targets = torch.arange(classes).repeat_interleave(drawers)
+    dataset = torch.utils.data.TensorDataset(images, targets)
+    labels_to_indices = {c: list(range(c * drawers, (c + 1) * drawers)) for c in range(classes)}
+    meta = l2l.data.MetaDataset(dataset, labels_to_indices=labels_to_indices)
+    transforms = [
+        l2l.data.transforms.FusedNWaysKShots(meta, n=ways, k=shots + 1),
+        l2l.data.transforms.LoadData(meta),
+        l2l.data.transforms.RemapLabels(meta),
+        l2l.data.transforms.ConsecutiveLabels(meta),
+    ]
+    return l2l.data.Taskset(meta, task_transforms=transforms, num_tasks=-1)
+
+
+def model_step_times(plan: BenchPlan) -> pd.DataFrame:
+    """Milliseconds per training step (forward + backward + Adam) of each path."""
+    rows = []
+    gen = torch.Generator().manual_seed(0)
+    for ways, shots in plan.model_shapes:
+        images = torch.rand(plan.batch_size, shots + 1, ways, IMAGE_DIM, generator=gen)
+        labels = torch.eye(ways).expand(plan.batch_size, shots + 1, ways, ways).contiguous()
+        model = MANN(ways, shots + 1, plan.hidden, generator=gen)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        paths = {"stock nn.LSTM (reference)": lambda: model(images, labels), "mann-bench fast path": lambda: fast_forward(model, images, labels)}
+        times = {}
+        for name, forward in paths.items():
+            def step(forward=forward):
+                optimizer.zero_grad(set_to_none=True)
+                loss_function(forward(), labels).backward()
+                optimizer.step()
+
+            times[name] = seconds_per_call(step, plan.seconds) * 1e3
+        for name, ms in times.items():
+            rows.append({"N": ways, "K": shots, "B": plan.batch_size, "H": plan.hidden, "path": name, "ms/step": ms,
+                         "speed-up vs stock": times["stock nn.LSTM (reference)"] / ms})
+    return pd.DataFrame(rows)
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory in MiB.
+
+    Linux's ``ru_maxrss`` survives ``exec``: a child started with ``spawn`` is
+    first a fork of its parent, whose resident pages count as the child's, so
+    it reports at least the parent's size. ``VmHWM`` is the peak of the
+    current address space only; ``ru_maxrss`` is the fallback elsewhere.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def in_fresh_process(target: Callable, *args):
+    """``target(*args, queue)`` run in a new interpreter; returns what it put on the queue.
+
+    Timings taken after the sampler benchmarks in the same process came out up to
+    1.4x slower (thread pools and heap left behind by the file-reading samplers and
+    learn2learn), so each timed part starts clean.
+    """
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    proc.start()
+    try:
+        return queue.get()
+    finally:
+        proc.join()
+
+
+def _model_child(plan: BenchPlan, threads: int, queue) -> None:
+    torch.set_num_threads(threads)
+    queue.put(model_step_times(plan))
+
+
+def _e2e_child(kind: str, data_root: str | None, tree: Path, plan: BenchPlan, threads: int, queue) -> None:
+    torch.set_num_threads(threads)
+    store = load_omniglot(data_root, download=False)  # the parent has found (or fetched) it already
+    ways, shots = plan.end_to_end_shape
+    if kind == "ours":
+        config = make_config("mann", ways, shots=shots, hidden=plan.hidden, steps=plan.e2e_steps,
+                             batch_size=plan.batch_size, eval_every=10**9, val_episodes=10, test_episodes=10,
+                             checkpoint_every=10**9, device="cpu")
+        with tempfile.TemporaryDirectory() as out:
+            steps_per_s = train(config, prepare_splits(store, config), out, progress=False)["steps_per_s"]
+    else:
+        steps_per_s = _starter_loop(tree, make_split(store, "cs330", "train"), plan)
+    queue.put({"steps_per_s": steps_per_s, "peak_rss_mib": peak_rss_mib()})
+
+
+def _starter_loop(tree: Path, split: Split, plan: BenchPlan) -> float:
+    """Steps/s of the homework's loop: DataLoader over per-episode files, stock MANN."""
+    ways, shots = plan.end_to_end_shape
+    folders = [tree / name for name in split.characters]
+    loader = torch.utils.data.DataLoader(StarterStyleGenerator(folders, ways, shots, cache=True, seed=0),
+                                         batch_size=plan.batch_size, num_workers=0)
+    model = MANN(ways, shots + 1, plan.hidden, generator=torch.Generator().manual_seed(0))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    batches = iter(loader)
+    start = time.perf_counter()
+    for _ in range(plan.e2e_steps):
+        images, labels = next(batches)
+        loss = loss_function(model(images, labels), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return plan.e2e_steps / (time.perf_counter() - start)
+
+
+def end_to_end(data_root: str | None, tree: Path, plan: BenchPlan, threads: int) -> pd.DataFrame:
+    """Training steps/s and peak resident memory of each loop, each in a fresh process (the starter reads ``tree``)."""
+    rows = []
+    labels = {"ours": "mann train (resident uint8 episodes, fast path)", "starter": "starter-style loop (DataLoader + per-episode files, stock LSTM)"}
+    for kind, label in labels.items():
+        result = in_fresh_process(_e2e_child, kind, data_root, tree, plan, threads)
+        ways, shots = plan.end_to_end_shape
+        rows.append({"N": ways, "K": shots, "B": plan.batch_size, "H": plan.hidden, "loop": label,
+                     "steps/s": result["steps_per_s"], "25k-step run (min)": 25_000 / result["steps_per_s"] / 60,
+                     "peak RSS (MiB)": result["peak_rss_mib"]})
+    table = pd.DataFrame(rows)
+    table["speed-up vs starter"] = table["steps/s"] / table["steps/s"].iloc[-1]
+    return table
+
+
+def run_benchmarks(
+    data_root: str | None, plan: BenchPlan, parts: set[str], progress=print, download: bool = True
+) -> dict[str, pd.DataFrame]:
+    tables = {}
+    # The model step times random tensors; the other parts need the data, loaded up front so that
+    # missing data stops the run before any timing, and one PNG tree serves every file-reading loop.
+    store: OmniglotStore | None = load_omniglot(data_root, download=download) if parts & {"sampler", "e2e"} else None
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = None
+        try:
+            if store is not None:
+                progress("writing the 28x28 PNG tree the file-reading baselines read ...")
+                tree = write_png_tree(store, Path(tmp) / "omniglot_resized")
+            if "sampler" in parts:
+                progress("sampler: timing samplers ...")
+                tables["sampler"] = sampler_rates(make_split(store, "cs330", "train"), tree, plan)
+            if "model" in parts:
+                progress("model: timing training steps in a fresh process ...")
+                tables["model"] = in_fresh_process(_model_child, plan, torch.get_num_threads())
+            if "e2e" in parts:
+                progress("end to end: training in fresh processes ...")
+                tables["e2e"] = end_to_end(data_root, tree, plan, torch.get_num_threads())
+        finally:
+            if tree is not None:
+                remove_png_tree(tree)  # the tree is read-only
+    return tables
+
+
+def format_tables(tables: dict[str, pd.DataFrame], info: dict, command: str) -> str:
+    """All tables as one Markdown document, with the machine and the command."""
+    titles = {"sampler": "Sampler (episodes/s)", "model": "Model step (forward + backward + Adam)", "e2e": "End to end"}
+    lines = ["# mann-bench benchmarks", "", "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), "",
+             "Command:", "", "```", command, "```", ""]
+    for key, table in tables.items():
+        lines += [f"## {titles[key]}", "", table.to_markdown(index=False, floatfmt=".3g"), ""]
+    if "sampler" in tables and "model" in tables:
+        s, m = tables["sampler"], tables["model"]
+        ours = s[s.sampler == "mann-bench EpisodeSampler"].set_index(["N", "K"])
+        fast = m[m.path == "mann-bench fast path"].set_index(["N", "K"])
+        for n, k in fast.index.intersection(ours.index):
+            sample_ms = 1e3 * ours.loc[(n, k), "B"] / ours.loc[(n, k), "episodes/s"]
+            share = sample_ms / (sample_ms + fast.loc[(n, k), "ms/step"])
+            lines.append(f"Sampling share of a training step at N={n}, K={k}: {sample_ms:.2f} ms of "
+                         f"{sample_ms + fast.loc[(n, k), 'ms/step']:.1f} ms ({100 * share:.1f}%).")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_tables(tables: dict[str, pd.DataFrame], text: str, out: Path) -> None:
+    """bench.md and one CSV per table in ``out``."""
+    for key, table in tables.items():
+        atomic_write_text(out / f"{key}.csv", table.to_csv(index=False))
+    atomic_write_text(out / "bench.md", text)

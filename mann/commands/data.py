@@ -1,0 +1,27 @@
+"""``mann data``: where Omniglot is, its size and content hash, and every split with its fingerprint."""
+
+from __future__ import annotations
+
+import argparse
+
+import episodes
+from episodes.layout import PARTS, SCHEMES
+from mann.commands.args import add_data_args, load_store
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("data", help="locate, verify and describe Omniglot and the splits")
+    add_data_args(p)
+    p.add_argument("--split-seed", type=int, default=1)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    store = load_store(args)
+    print(f"Omniglot: {episodes.resolve_root(args.data_root)}; {len(store)} characters "
+          f"({int(store.background.sum())} background), {store.images.shape[1]} drawers, "
+          f"{store.image_size}x{store.image_size}; content {store.source}; cache {episodes.cache_dir()}")
+    for scheme in SCHEMES:
+        for part in PARTS:
+            print(episodes.make_split(store, scheme, part, args.split_seed).describe())
+    return 0

@@ -1,0 +1,92 @@
+"""The networks the baselines learn: the MAML paper's Omniglot learners and
+the ProtoNets embedding, in plain torch with seeded initialisation.
+
+learn2learn ships similar models, but they draw their initial weights from the
+global torch and numpy generators (scipy's truncated normal); these take an
+explicit ``torch.Generator`` so the same seed gives the same run.
+
+Batch normalisation in the MAML learners never keeps running statistics: it
+always normalises with the statistics of the batch it is given (the support
+set while adapting, the N query images when scoring), as in the MAML paper's
+own implementation.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from episodes.layout import IMAGE_DIM
+
+CHANNELS = 64
+FC_SIZES = (256, 128, 64, 64)
+
+
+class FeatureClassifier(nn.Module):
+    """features: images float32 [M, 1, S, S] → [M, F]; classifier: [M, F] → logits [M, N]."""
+
+    def __init__(self, features: nn.Module, classifier: nn.Linear) -> None:
+        super().__init__()
+        self.features = features
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class SpatialMean(nn.Module):
+    """[M, C, H, W] → [M, C]."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+
+def fc_learner(ways: int, generator: torch.Generator, image_dim: int = IMAGE_DIM) -> FeatureClassifier:
+    """MAML's non-convolutional Omniglot learner: 784 → 256 → 128 → 64 → 64 (BN, ReLU) → N."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = image_dim
+    for size in FC_SIZES:
+        layers += [nn.Linear(width, size), nn.BatchNorm1d(size, track_running_stats=False), nn.ReLU()]
+        width = size
+    return _init(FeatureClassifier(nn.Sequential(*layers), nn.Linear(width, ways)), generator)
+
+
+def cnn_learner(ways: int, generator: torch.Generator) -> FeatureClassifier:
+    """MAML's convolutional Omniglot learner: 4 × (3x3 conv, 64 channels, stride 2, BN, ReLU),
+    the mean over the remaining 2x2 positions, then a linear layer to N logits."""
+    layers: list[nn.Module] = []
+    for i in range(4):
+        layers += [
+            nn.Conv2d(1 if i == 0 else CHANNELS, CHANNELS, 3, stride=2, padding=1),
+            nn.BatchNorm2d(CHANNELS, track_running_stats=False),
+            nn.ReLU(),
+        ]
+    features = nn.Sequential(*layers, SpatialMean())
+    return _init(FeatureClassifier(features, nn.Linear(CHANNELS, ways)), generator)
+
+
+def conv4_embedding(generator: torch.Generator) -> nn.Sequential:
+    """The ProtoNets embedding (Snell et al. 2017): 4 × (3x3 conv, 64 channels, BN, ReLU,
+    2x2 max-pool); a 28x28 image becomes a 64-dimensional vector, [M, 1, 28, 28] → [M, 64]."""
+    layers: list[nn.Module] = []
+    for i in range(4):
+        layers += [
+            nn.Conv2d(1 if i == 0 else CHANNELS, CHANNELS, 3, padding=1),
+            nn.BatchNorm2d(CHANNELS),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        ]
+    return _init(nn.Sequential(*layers, nn.Flatten()), generator)
+
+
+def _init(module: nn.Module, generator: torch.Generator) -> nn.Module:
+    """Xavier-uniform weights and zero biases for every conv and linear layer, unit BN scales."""
+    with torch.no_grad():
+        for layer in module.modules():
+            if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(layer.weight, generator=generator)
+                nn.init.zeros_(layer.bias)
+            elif isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                nn.init.ones_(layer.weight)
+                nn.init.zeros_(layer.bias)
+    return module

@@ -1,0 +1,126 @@
+"""PNG plots of a sweep (matplotlib, Agg backend): accuracy vs N, accuracy vs hidden, learning curves."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: never open a window, work without a display
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from episodes.files import atomic_write  # noqa: E402
+
+
+def write_plots(groups: pd.DataFrame, extras: list[str], logs: dict[str, Path], rows: pd.DataFrame,
+                out: Path) -> list[Path]:
+    """Write the plots that the data can support; return their paths.
+
+    groups: one row per cell group (see ``tables.aggregate_seeds``); extras: the
+    axes besides N, K and hidden that vary (each line is labelled with them);
+    logs: cell id → its log.csv; rows: the cells' rows (to map a cell to its group).
+    """
+    if groups.empty:
+        return []
+    paths = [accuracy_vs_ways(groups, extras, out / "accuracy_vs_ways.png")]
+    if groups["hidden"].nunique() > 1:
+        paths.append(accuracy_vs_hidden(groups, extras, out / "accuracy_vs_hidden.png"))
+    curves = learning_curves(logs, rows)
+    if not curves.empty:
+        paths.append(plot_learning_curves(curves, out / "learning_curves.png"))
+    return paths
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, dpi=110, format="png"))
+    plt.close(fig)
+    return path
+
+
+def _label_extras(row, extras: list[str]) -> str:
+    return "".join(f", {a}={row[a]}" for a in extras)
+
+
+def accuracy_vs_ways(groups: pd.DataFrame, extras: list[str], path: Path) -> Path:
+    """One panel per hidden size: accuracy (%) against N, one line per K, error bars = the tables' CI."""
+    hiddens = sorted(groups["hidden"].unique())
+    fig, axes = plt.subplots(1, len(hiddens), figsize=(4.2 * len(hiddens), 3.6), squeeze=False, sharey=True)
+    for ax, hidden in zip(axes[0], hiddens):
+        part = groups[groups["hidden"] == hidden]
+        for key, line in part.groupby(["shots", *extras], sort=True):
+            line = line.sort_values("ways")
+            label = f"K={line['shots'].iloc[0]}" + _label_extras(line.iloc[0], extras)
+            ax.errorbar(line["ways"], 100 * line["accuracy"], yerr=100 * line["ci95"], marker="o", capsize=3,
+                        label=label)
+        ways = sorted(part["ways"].unique())
+        ax.plot(ways, [100 / n for n in ways], color="grey", linestyle=":", label="chance")
+        ax.set_xticks(ways)
+        ax.set_title(f"hidden = {hidden}")
+        ax.set_xlabel("N (classes per episode)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("test query accuracy (%)")
+    return _save(fig, path)
+
+
+def accuracy_vs_hidden(groups: pd.DataFrame, extras: list[str], path: Path) -> Path:
+    """Accuracy (%) against the hidden size (log axis), one line per (N, K) that has several sizes."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for key, line in groups.groupby(["ways", "shots", *extras], sort=True):
+        if line["hidden"].nunique() < 2:
+            continue
+        line = line.sort_values("hidden")
+        first = line.iloc[0]
+        label = f"N={first['ways']} K={first['shots']}" + _label_extras(first, extras)
+        ax.errorbar(line["hidden"], 100 * line["accuracy"], yerr=100 * line["ci95"], marker="o", capsize=3,
+                    label=label)
+    ax.set_xscale("log", base=2)
+    hiddens = sorted(groups["hidden"].unique())
+    ax.set_xticks(hiddens, [str(h) for h in hiddens])
+    ax.set_xlabel("hidden size (layer1 width)")
+    ax.set_ylabel("test query accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def learning_curves(logs: dict[str, Path], rows: pd.DataFrame) -> pd.DataFrame:
+    """Long table (ways, shots, hidden, seed, step, val_acc, train_loss) from the cells' logs."""
+    frames = []
+    by_cell = rows.set_index("cell")
+    for cell, path in logs.items():
+        if not Path(path).exists():
+            continue
+        log = pd.read_csv(path)
+        if log.empty:
+            continue
+        row = by_cell.loc[cell]
+        frames.append(log.assign(ways=row["ways"], shots=row["shots"], hidden=row["hidden"], seed=row["seed"],
+                                 cell=cell))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def plot_learning_curves(curves: pd.DataFrame, path: Path) -> Path:
+    """One panel per (N, K): validation accuracy against step, one line per hidden size (mean over seeds)."""
+    panels = sorted(curves.groupby(["ways", "shots"]).groups)
+    cols = min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
+    for ax, (ways, shots) in zip(axes.flat, panels):
+        part = curves[(curves["ways"] == ways) & (curves["shots"] == shots)]
+        for hidden, line in part.groupby("hidden", sort=True):
+            mean = line.groupby("step")["val_acc"].mean()
+            seeds = line["seed"].nunique()
+            ax.plot(mean.index, 100 * mean.values, label=f"H={hidden}" + (f" ({seeds} seeds)" if seeds > 1 else ""))
+        ax.axhline(100 / ways, color="grey", linestyle=":", linewidth=1)
+        ax.set_title(f"N={ways} K={shots}")
+        ax.set_xlabel("training step")
+        ax.set_ylabel("validation accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    return _save(fig, path)

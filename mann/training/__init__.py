@@ -1,0 +1,21 @@
+"""Training any learner: the config, the one loop, the run folder.
+
+config.py      TrainConfig and make_config: a model's published defaults, the given values, checked once
+data.py        RunSplits / prepare_splits: the run's train, val and test splits, built once
+loop.py        train(config, splits, out): the loop for every model, resumable exactly
+scoring.py     evaluate(learner, batches): per-episode query accuracy and mean loss
+run_folder.py  log.csv, checkpoint.pt, model.pt, summary.json; load_run rebuilds a finished run
+device.py      resolve_device, set_threads
+
+Names load their module on first use (config.py itself imports no torch).
+"""
+
+from episodes.lazy import lazy_exports
+
+__all__ = ["RunSplits", "TrainConfig", "evaluate", "load_run", "make_config", "prepare_splits", "read_summary",
+           "resolve_device", "set_threads", "check_run_folder", "train"]
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "TrainConfig": "config", "make_config": "config", "RunSplits": "data", "prepare_splits": "data",
+    "train": "loop", "evaluate": "scoring", "load_run": "run_folder", "read_summary": "run_folder",
+    "resolve_device": "device", "set_threads": "device", "check_run_folder": "run_folder",
+})

@@ -1,0 +1,162 @@
+"""Typed configuration of one training run of any model, checked once, where it is built.
+
+Build a config with :func:`make_config`: it starts from the model's published
+hyperparameters for N (:mod:`mann.models.hyperparameters`), applies every value
+given, and checks the result. A :class:`TrainConfig` that exists is valid: its
+``__post_init__`` raises UsageError naming the first bad value and its fix.
+Pure Python (no torch), so the command line can check flags before importing it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from episodes.errors import UsageError
+from episodes.layout import SCHEMES, episode_shape_problems
+from mann.models.hyperparameters import (
+    FLAGS, KIND_FIELDS, MODELS, is_plugin, model_kind, model_label, published_defaults, resolve_plugin_spec,
+)
+
+Check = tuple[bool, str]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One run. Defaults are the MANN's (the assignment's: Adam 1e-3, B=128, H=128, 25k steps).
+
+    model: a name of :data:`mann.models.hyperparameters.MODELS` or a user's class
+        (``file.py:Class``). batch_size: episodes per step (a meta-batch).
+    lr: Adam's learning rate; lr_halve_every: halve it every so many steps (0: never).
+    hidden, fast: black-box models only. fast_lr, adapt_steps, test_adapt_steps,
+        first_order: gradient-based models only. train_ways: N of ProtoNets' training
+        episodes (it may train wider than it tests). A field that does not apply is None.
+    """
+
+    model: str = "mann"
+    ways: int = 5
+    shots: int = 1
+    hidden: int | None = 128
+    steps: int = 25_000
+    batch_size: int = 128
+    lr: float = 1e-3
+    lr_halve_every: int = 0
+    train_ways: int | None = None
+    fast_lr: float | None = None
+    adapt_steps: int | None = None
+    test_adapt_steps: int | None = None
+    first_order: bool | None = None
+    seed: int = 0
+    split: str = "cs330"
+    split_seed: int = 1
+    rotations: bool = False
+    eval_every: int = 100
+    val_episodes: int = 250
+    test_episodes: int = 1000
+    eval_seed: int = 1234
+    checkpoint_every: int = 1000
+    device: str = "auto"
+    fast: bool | None = True
+
+    def __post_init__(self) -> None:
+        raise_first_failure(config_checks(self))
+
+    @property
+    def kind(self) -> str:
+        return model_kind(self.model)
+
+    @property
+    def label(self) -> str:
+        """The model's short name (a plugin's class name)."""
+        return model_label(self.model)
+
+    @property
+    def training_ways(self) -> int:
+        """N of the training episodes (ProtoNets' train_ways; the test N for every other model)."""
+        return self.train_ways or self.ways
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """The config of a summary or checkpoint row (unknown keys ignored; legacy rows are MANN runs)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+FIELDS = tuple(f.name for f in fields(TrainConfig))
+# Fields that say how a run executes, not what it computes.
+EXECUTION_FIELDS = ("device", "checkpoint_every")
+
+
+def make_config(model: str = "mann", ways: int = 5, **given) -> TrainConfig:
+    """The model's published defaults for N = ``ways``, then every value in ``given`` that is not None.
+
+    UsageError for an unknown model or field, a hyperparameter given to a model it
+    does not apply to (e.g. ``--fast-lr`` for the MANN), or any bad value.
+    """
+    unknown = sorted(set(given) - set(FIELDS))
+    if unknown:
+        raise UsageError(f"{unknown[0]!r} is not a training setting; use {', '.join(FIELDS)}")
+    if not isinstance(model, str):
+        raise UsageError(f"--model {model!r}: name a model ({', '.join(MODELS)}) or a class file.py:Class")
+    kind = model_kind(model)
+    if is_plugin(model):
+        model = resolve_plugin_spec(model)
+    foreign = [k for k, v in given.items() if v is not None and k in not_applicable(kind)]
+    if foreign:
+        users = ", ".join(k for k, names in KIND_FIELDS.items() if foreign[0] in names)
+        raise UsageError(f"{FLAGS[foreign[0]]} {given[foreign[0]]}: applies to {users} models only, "
+                         f"not {model_label(model)}; drop it")
+    values = {**{k: None for k in not_applicable(kind)}, **published_defaults(model, ways),
+              **{k: v for k, v in given.items() if v is not None}}
+    return TrainConfig(model=model, ways=ways, **values)
+
+
+def not_applicable(kind: str) -> tuple[str, ...]:
+    """The hyperparameters of every other kind of learner."""
+    return tuple(f for k, names in KIND_FIELDS.items() if k != kind for f in names)
+
+
+def config_checks(c: TrainConfig) -> list[Check]:
+    """(ok, message) for every rule a config must meet; the first failing one is raised."""
+    if not isinstance(c.model, str):
+        return [(False, f"--model {c.model!r}: name a model or a class file.py:Class")]
+    kind = model_kind(c.model)
+    checks: list[Check] = [(False, problem) for problem in episode_shape_problems(c.ways, c.shots, c.batch_size)]
+    for name in not_applicable(kind):
+        value = getattr(c, name)
+        checks.append((value is None, f"{FLAGS[name]} {value}: does not apply to {c.label}; build configs with "
+                                      f"make_config, which leaves it out"))
+    if kind == "black-box":
+        checks.append((isinstance(c.hidden, int) and c.hidden >= 1, f"--hidden {c.hidden}: use a hidden size >= 1"))
+    if kind == "gradient":
+        checks += [
+            ((c.fast_lr or 0) > 0, f"--fast-lr {c.fast_lr}: use a positive step size"),
+            ((c.adapt_steps or 0) >= 1, f"--adapt-steps {c.adapt_steps}: use 1 or more"),
+            ((c.test_adapt_steps or 0) >= 1, f"--test-adapt-steps {c.test_adapt_steps}: use 1 or more"),
+            (isinstance(c.first_order, bool), f"--first-order {c.first_order}: true or false"),
+        ]
+    if kind == "metric":
+        checks.append((isinstance(c.train_ways, int) and c.train_ways >= 2,
+                       f"--train-ways {c.train_ways}: use 2 or more classes"))
+    checks += [
+        (c.steps >= 0, f"--steps {c.steps}: use 0 or more training steps"),
+        (c.lr > 0, f"--lr {c.lr}: use a positive learning rate"),
+        (c.lr_halve_every >= 0, f"--lr-halve-every {c.lr_halve_every}: use 0 (never) or more steps"),
+        (c.split in SCHEMES, f"--split {c.split!r}: choose one of {', '.join(SCHEMES)}"),
+        (c.eval_every >= 1, f"--eval-every {c.eval_every}: use 1 or more steps"),
+        (c.val_episodes >= 1, f"--val-episodes {c.val_episodes}: use 1 or more"),
+        (c.test_episodes >= 1, f"--test-episodes {c.test_episodes}: use 1 or more (1000 is the default)"),
+        (c.checkpoint_every >= 1, f"--checkpoint-every {c.checkpoint_every}: use 1 or more steps"),
+        (c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:"),
+         f"--device {c.device!r}: choose auto, cpu or cuda"),
+    ]
+    return checks
+
+
+def raise_first_failure(checks: list[Check]) -> None:
+    """UsageError with the message of the first check that is not ok."""
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(message)

@@ -1,0 +1,120 @@
+"""A run folder, the same for every model:
+
+  log.csv        step, train_loss, train_acc, val_loss, val_acc, wall_s (every eval)
+  checkpoint.pt  model + optimiser + schedule + sampler state + log so far, for ``--resume``
+  model.pt       the final ``state_dict`` of the learner's module (a MANN's loads into the reference MANN)
+  summary.json   one result row: config, split fingerprints, test accuracy ± 95% CI,
+  summary.csv    parameter count, wall time, steps/s, device and versions
+
+Every file is written atomically, so a kill never leaves half of one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from episodes.errors import UsageError
+from episodes.files import atomic_write, atomic_write_json, atomic_write_text
+from mann.models.protocol import Learner
+from mann.models.registry import build_learner
+from mann.training.config import EXECUTION_FIELDS, TrainConfig
+
+LOG_FIELDS = ("step", "train_loss", "train_acc", "val_loss", "val_acc", "wall_s")
+# What may change when a run is resumed: its length and how it executes.
+RESUMABLE_CHANGES = ("steps", *EXECUTION_FIELDS)
+
+
+def check_run_folder(out: Path, resume: bool) -> None:
+    """Refuse to overwrite a finished or unfinished run unless resuming."""
+    if resume:
+        return
+    if (out / "summary.json").exists():
+        raise UsageError(f"--out {out} already holds a finished run; choose another folder (or --resume to re-test it)")
+    if (out / "checkpoint.pt").exists():
+        raise UsageError(f"--out {out} holds an unfinished run; pass --resume to continue it or choose another folder")
+
+
+def write_log(path: Path, rows: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=LOG_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def write_summary(out: Path, summary: dict) -> None:
+    """The result row as summary.json and summary.csv."""
+    atomic_write_json(out / "summary.json", summary)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(summary))
+    writer.writeheader()
+    writer.writerow(summary)
+    atomic_write_text(out / "summary.csv", buffer.getvalue())
+
+
+def read_summary(folder: str | Path) -> dict:
+    return json.loads((Path(folder) / "summary.json").read_text())
+
+
+def finished_summary(out: Path, config: TrainConfig) -> dict | None:
+    """The run folder's summary if it already finished this exact config, else None."""
+    path = out / "summary.json"
+    if not path.exists():
+        return None
+    summary = json.loads(path.read_text())
+    same = all(summary.get(k) == v for k, v in config.to_dict().items() if k not in EXECUTION_FIELDS)
+    return summary if same else None
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """state: config (dict), step, model, optimizer, schedule, sampler_generator, window, log, elapsed."""
+    atomic_write(path, lambda f: torch.save(state, f))
+
+
+def load_checkpoint(path: Path, config: TrainConfig) -> dict:
+    """The checkpoint's state, refused unless it was made by this config (only its length may grow)."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    # A checkpoint from before the model field was a MANN's: the new fields take the MANN's values.
+    saved = {**TrainConfig().to_dict(), **state["config"]}
+    wanted = config.to_dict()
+    mismatched = [k for k, v in wanted.items() if k not in RESUMABLE_CHANGES and saved.get(k) != v]
+    if mismatched:
+        detail = ", ".join(f"{k}={saved.get(k)!r} there vs {wanted[k]!r} now" for k in mismatched)
+        raise UsageError(f"--resume: {path} was made with another config ({detail}); use the same flags or another --out")
+    if state["step"] > config.steps:
+        raise UsageError(f"--resume: {path} is at step {state['step']}, past --steps {config.steps}; raise --steps")
+    return state
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A finished run rebuilt for scoring: its config, summary and trained learner."""
+
+    config: TrainConfig
+    summary: dict
+    learner: Learner
+
+
+def load_run(folder: str | Path, device: str | torch.device = "cpu") -> FinishedRun:
+    """The learner of a finished run folder (summary.json + model.pt), for any model."""
+    folder = Path(folder)
+    try:
+        summary = read_summary(folder)
+        config = TrainConfig.from_dict({**summary, "device": "cpu"})
+    except (OSError, ValueError, TypeError) as err:
+        raise UsageError(f"{folder}: no readable summary.json of a finished run ({err}); "
+                         f"pass a folder written by mann train") from None
+    learner = build_learner(config, device)
+    try:
+        learner.module.load_state_dict(torch.load(folder / "model.pt", map_location=device, weights_only=True))
+    except (OSError, RuntimeError, ValueError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise UsageError(f"{folder / 'model.pt'} does not load into a {config.label} for N={config.ways} ({first}); "
+                         f"is it damaged or from another run? Train it again with mann train") from None
+    return FinishedRun(config, summary, learner)
