@@ -60,7 +60,7 @@ def class_folder(tmp_path):
 @pytest.fixture
 def synthetic_data(grading_reference, easy_store, monkeypatch):
     """`mann grade` reads the synthetic store and its 4-drawer tree instead of Omniglot."""
-    monkeypatch.setattr(mann.cli, "load_store", lambda args: easy_store)
+    monkeypatch.setattr(mann.commands.grade, "load_store", lambda args: easy_store)
     monkeypatch.setattr(mann.grading.reference, "build_reference", lambda *args, **kwargs: grading_reference)
 
 
