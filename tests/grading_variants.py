@@ -40,14 +40,20 @@ BROKEN = {
 }
 
 
+LAYOUTS = {"submission": "submission", "src": "src/submission", "flat": ""}
+
+
 def make_variant(dest: Path, edits: dict[str, dict[str, str]], prefix: dict[str, str] | None = None,
-                 layout: str = "submission") -> Path:
+                 layout: str = "submission", package: bool | None = None,
+                 extra: dict[str, str] | None = None) -> Path:
     """Write a copy of the correct submission with ``edits`` applied into ``dest``.
 
-    layout: "submission" (dest/submission/...), "src" (dest/src/submission/ with
-    __init__.py) or "flat" (files directly in dest).
+    layout: "submission" (dest/submission/...), "src" (dest/src/submission/),
+    "flat" (files directly in dest) or any folder below dest ("hw1/submission").
+    package: write __init__.py (default: for "src" only). extra: more files
+    beside the two, {name: text}.
     """
-    code = {"submission": dest / "submission", "src": dest / "src" / "submission", "flat": dest}[layout]
+    code = dest / LAYOUTS.get(layout, layout)
     code.mkdir(parents=True, exist_ok=True)
     for source in sorted((CORRECT / "submission").glob("*.py")):
         lines = source.read_text().splitlines()
@@ -61,8 +67,10 @@ def make_variant(dest: Path, edits: dict[str, dict[str, str]], prefix: dict[str,
         if prefix and source.name in prefix:
             text = prefix[source.name] + "\n" + text
         (code / source.name).write_text(text)
-    if layout == "src":
+    if package or (package is None and layout == "src"):
         (code / "__init__.py").write_text("")
+    for name, text in (extra or {}).items():
+        (code / name).write_text(text)
     return dest
 
 
