@@ -286,3 +286,30 @@ def test_a_passed_test_worth_zero_points_counts_as_passed(tmp_path):
     _, md_path = write_gradebook(results, tmp_path)
     assert "0.50" in md_path.read_text().split("## Tests passed")[1]
 
+
+def test_split_size_statistics_are_exact_and_tell_800_from_1100():
+    import random
+
+    from mann.grading.coverage import FALSE_FAIL, acceptance, distinct_distribution, estimate_size, pass_probability
+
+    draws = (50,) * 30  # the default rubric's split_disjoint
+    p = distinct_distribution(1100, draws)
+    counts = np.arange(len(p))
+    assert abs(p.sum() - 1) < 1e-8
+    assert abs((p * counts).sum() - 1100 * (1 - (1 - 50 / 1100) ** 30)) < 1e-6
+    rng = random.Random(0)  # the loader's way of drawing: random.sample per episode
+    simulated = [len(set().union(*(rng.sample(range(1100), 50) for _ in draws))) for _ in range(300)]
+    assert abs(np.mean(simulated) - (p * counts).sum()) < 2.0
+    low, high = acceptance(1100, draws)
+    assert (low, high) == (778, 877) and p[:low].sum() <= FALSE_FAIL and p[high + 1:].sum() <= FALSE_FAIL
+    assert pass_probability(800, draws, low, high) < 1e-30 and pass_probability(1523, draws, low, high) < 1e-9
+    assert acceptance(100, draws) == (100, 100)  # val: every one of its 100 characters is seen
+    assert pass_probability(723, draws, *acceptance(423, draws)) < 1e-100
+    assert abs(estimate_size(int(round(800 * (1 - (1 - 50 / 800) ** 30))), draws) - 800) < 2
+    # episodes showing another number of characters (a buggy query row) take their own count
+    assert acceptance(1100, (100,) * 30) != acceptance(1100, draws)
+
+
+def test_a_rubric_whose_split_episodes_cannot_come_from_val_is_refused(tmp_path):
+    message = rubric_error(tmp_path, "[tests.split_disjoint]\npoints = 1\nways = 101\n")
+    assert "ways = 101: the val split holds 100 characters; use 1 to 100" in message
