@@ -13,7 +13,8 @@ import json
 
 import pytest
 
-from grading_variants import BROKEN, make_variant, rubric_for_tests
+from grading_variants import (BROKEN, CORRECT_VARIANTS, IMPORT_RNN, RNN_MODULE, USES_RNN, make_variant,
+                              rubric_for_tests)
 from mann.grading.gradescope import check_payload
 from mann.grading.grade import Grader
 from mann.grading.outputs import write_submission
@@ -40,6 +41,14 @@ EXPECTED_FAILURES = {
     "default_init": {"mann_init"},
     "two_layer_lstm": {"mann_layers", "predictions_reference"},
     "flat_output": {"mann_output", "predictions_reference"},
+    "split_800_100_723": {"split_disjoint"},
+    "lazy_split_800": {"split_disjoint"},
+    "class_major_reshape": {"support_rows", "query_shuffled", "query_characters"},
+    "query_drawn_separately": {"distinct_drawers"},
+    "torch_tensors": {"data_shapes"},
+    "tensors_int64_labels": {"data_shapes"},
+    "int64_labels": {"data_shapes"},
+    "float64_labels": {"data_shapes"},
 }
 
 
@@ -56,9 +65,11 @@ def failed(result) -> set[str]:
 def test_every_broken_submission_fails_exactly_its_tests(grader, tmp_path):
     assert set(EXPECTED_FAILURES) == set(BROKEN)
     make_variant(tmp_path / "correct" / "correct", {})
-    correct = grader.grade(find_submissions([tmp_path / "correct"])[0])
-    assert failed(correct) == set(), [t.message for t in correct.tests if not t.passed]
-    assert correct.score == correct.max_score == 90
+    for name, edits in CORRECT_VARIANTS.items():
+        make_variant(tmp_path / "correct" / name, edits)
+    for correct in (grader.grade(s) for s in find_submissions([tmp_path / "correct"])):
+        assert failed(correct) == set(), (correct.submission.name, [t.message for t in correct.tests if not t.passed])
+        assert correct.score == correct.max_score == 90
     for name, edits in BROKEN.items():
         make_variant(tmp_path / ("data" if "load_data.py" in edits else "model") / name, edits)
     results = {}
@@ -74,6 +85,13 @@ def test_every_broken_submission_fails_exactly_its_tests(grader, tmp_path):
     assert "both the train and the" in messages["split_overlap"]["split_disjoint"]
     assert "float64" in messages["float64_images"]["data_shapes"]
     assert "appears twice" in messages["drawers_with_replacement"]["distinct_drawers"]
+    assert "appears twice" in messages["query_drawn_separately"]["distinct_drawers"]
+    both = messages["tensors_int64_labels"]["data_shapes"]  # every problem at once, not the first only
+    assert "2 problems" in both and "images as torch.Tensor of float32" in both
+    assert "labels as torch.Tensor of int64" in both and "(in 3 of 3 configurations)" in both
+    assert "the train split holds 800 characters, not 1100" in messages["split_800_100_723"]["split_disjoint"]
+    assert "the train split holds about" in messages["lazy_split_800"]["split_disjoint"]
+    assert "MANN(5, 3, 32)" in messages["loss_all_rows"]["loss_reference"]  # each case on its own model
 
     # results.json in Gradescope's format, and the readable report
     folder = write_submission(results["unshuffled_query"], rubric_for_tests(DATA_TESTS), tmp_path / "out" / "bob")
@@ -94,10 +112,17 @@ def test_all_layouts_and_zips_grade_alike(grader, tmp_path):
     make_variant(tmp_path / "class" / "flat_layout", {}, layout="flat")
     zipped = make_variant(tmp_path / "zipped" / "alice", {})
     shutil.make_archive(str(tmp_path / "class" / "alice"), "zip", zipped.parent, "alice")
+    # repositories: the submission below course folders, importing a sibling module
+    make_variant(tmp_path / "class" / "bob", USES_RNN, {"mann.py": IMPORT_RNN["module"]}, layout="hw1/submission",
+                 extra={"rnn.py": RNN_MODULE})
+    xcs = make_variant(tmp_path / "zipped" / "carol", USES_RNN, {"mann.py": IMPORT_RNN["package"]},
+                       layout="XCS330-PS2/src/submission", package=True, extra={"rnn.py": RNN_MODULE})
+    shutil.make_archive(str(tmp_path / "class" / "carol"), "zip", xcs)
     subs = find_submissions([tmp_path / "class"])
-    assert sorted(s.name for s in subs) == ["alice", "flat_layout", "src_layout"]
-    assert {s.code for s in subs} == {"alice/submission/", "", "src/submission/"}
-    quick = rubric_for_tests(["data_shapes", "mann_output"])
+    assert sorted(s.name for s in subs) == ["alice", "bob", "carol", "flat_layout", "src_layout"]
+    assert {s.code for s in subs} == {"alice/submission/", "", "src/submission/", "hw1/submission/",
+                                      "XCS330-PS2/src/submission/"}
+    quick = rubric_for_tests(["data_shapes", "mann_layers", "mann_output"])
     for sub in subs:
         result = grader.grade(sub, quick)
         assert failed(result) == set(), (sub.name, [t.message for t in result.tests if not t.passed])

@@ -78,6 +78,82 @@ def test_unreadable_zips(tmp_path):
     assert not subs["carol"].gradable and "expected load_data.py and mann.py" in subs["carol"].problem
 
 
+def zip_folder(folder, dest):
+    """dest.zip of everything below ``folder`` (paths relative to it), the way a student zips a repository."""
+    with zipfile.ZipFile(dest, "w") as z:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                z.write(path, path.relative_to(folder).as_posix())
+    return dest
+
+
+def test_a_submission_below_course_folders_is_found_and_its_place_named(tmp_path):
+    from mann.grading.gradescope import results_payload
+    from mann.grading.grade import SubmissionResult
+    from mann.grading.feedback import report_markdown
+
+    repo = make_variant(tmp_path / "alice", {}, layout="hw1/submission")
+    (repo / "hw0").mkdir()
+    (repo / "hw0" / "notes.md").write_text("other homework")
+    (repo / "README.md").write_text("my coursework")
+    xcs = make_variant(tmp_path / "xcs", {}, layout="XCS330-PS2/src/submission", package=True)
+    deep = make_variant(tmp_path / "carol", {}, layout="assignment1/code/submission")
+    expected = {"alice": "hw1/submission/", "xcs": "XCS330-PS2/src/submission/",
+                "carol": "assignment1/code/submission/"}
+    for folder in (repo, xcs, deep):
+        # a repository given as a folder (one student, not a class of hw0 and hw1), and the same zipped
+        for path in (folder, zip_folder(folder, tmp_path / f"{folder.name}.zip")):
+            (sub,) = find_submissions([path])
+            assert sub.gradable and sub.code == expected[folder.name], (path, sub)
+    result = SubmissionResult(find_submissions([repo])[0], [])
+    assert "Graded the code in hw1/submission/ of the upload." in results_payload(result, load_rubric())["output"]
+    assert "code found in `hw1/submission/`" in report_markdown(result)
+    # Gradescope unzips the upload: --results-json grades the folder as one submission
+    (sub,) = find_submissions([repo], single=True)
+    assert sub.code == "hw1/submission/"
+
+
+def test_two_candidate_folders_are_that_students_zero_with_both_named(tmp_path):
+    repo = make_variant(tmp_path / "dan", {}, layout="hw1/submission")
+    make_variant(repo, {}, layout="hw1/old/submission")
+    for path in (repo, zip_folder(repo, tmp_path / "dan.zip")):
+        (sub,) = find_submissions([path], single=True)
+        assert not sub.gradable
+        assert "ambiguous submission: hw1/submission/ and hw1/old/submission/ each hold" in sub.problem
+    make_variant(tmp_path / "class" / "erin", {})
+    make_variant(tmp_path / "class" / "dan", {}, layout="hw1/submission")
+    make_variant(tmp_path / "class" / "dan", {}, layout="backup/submission")
+    subs = {s.name: s for s in find_submissions([tmp_path / "class"])}
+    assert subs["erin"].gradable and not subs["dan"].gradable
+    assert "backup/submission/ and hw1/submission/" in subs["dan"].problem
+
+
+def test_the_2022_layout_is_refused_with_what_to_rename(tmp_path):
+    old = make_variant(tmp_path / "frank", {}, layout="hw1/submission")
+    (old / "hw1" / "submission" / "mann.py").rename(old / "hw1" / "submission" / "hw1.py")
+    for path in (old, zip_folder(old, tmp_path / "frank.zip")):
+        (sub,) = find_submissions([path])
+        assert not sub.gradable
+        assert "the 2021/2022 homework's layout (MANN in hw1.py)" in sub.problem
+        assert "rename hw1/submission/hw1.py to hw1/submission/mann.py" in sub.problem
+
+
+def test_a_copy_of_the_data_tree_in_a_repository_hides_nothing(tmp_path, monkeypatch):
+    import mann.grading.submission as submission
+
+    monkeypatch.setattr(submission, "MAX_FILES", 50)
+    repo = make_variant(tmp_path / "gina", {}, layout="hw1/submission")
+    for i in range(60):  # more files than the cap, beside and below the code
+        (repo / "hw1" / "omniglot_resized" / "A" / f"c{i}").mkdir(parents=True)
+        (repo / "hw1" / "omniglot_resized" / "A" / f"c{i}" / "1.png").write_bytes(b"")
+        (repo / "aaa" / "deep" / "deeper" / "deepest").mkdir(parents=True, exist_ok=True)
+        (repo / "aaa" / "deep" / "deeper" / "deepest" / f"{i}.txt").write_text("")
+    (sub,) = find_submissions([repo])
+    assert sub.code == "hw1/submission/"
+    code, _ = stage(sub, tmp_path / "staged")
+    assert (code / "mann.py").is_file() and not (code.parent / "omniglot_resized").exists()
+
+
 def test_unsafe_zip_members_are_refused(tmp_path):
     path = tmp_path / "mallory.zip"
     with zipfile.ZipFile(path, "w") as z:
@@ -119,7 +195,8 @@ def test_cli_refuses_bad_input_before_writing_anything(tmp_path, capsys):
     assert "negative" in capsys.readouterr().err and not out.exists()
     make_variant(tmp_path / "class" / "a", {})
     make_variant(tmp_path / "class" / "b", {})
-    assert main(["grade", str(tmp_path / "class"), "--results-json", str(tmp_path / "r.json"), "--out", str(out)]) == 2
+    assert main(["grade", str(tmp_path / "class" / "a"), str(tmp_path / "class" / "b"), "--results-json",
+                 str(tmp_path / "r.json"), "--out", str(out)]) == 2
     assert "--results-json names one file but 2 submissions" in capsys.readouterr().err
 
 
@@ -208,3 +285,31 @@ def test_a_passed_test_worth_zero_points_counts_as_passed(tmp_path):
     assert rates.to_dict("records") == [{"test": free.id, "passed": 1, "of": 2, "rate": 0.5}]
     _, md_path = write_gradebook(results, tmp_path)
     assert "0.50" in md_path.read_text().split("## Tests passed")[1]
+
+
+def test_split_size_statistics_are_exact_and_tell_800_from_1100():
+    import random
+
+    from mann.grading.coverage import FALSE_FAIL, acceptance, distinct_distribution, estimate_size, pass_probability
+
+    draws = (50,) * 30  # the default rubric's split_disjoint
+    p = distinct_distribution(1100, draws)
+    counts = np.arange(len(p))
+    assert abs(p.sum() - 1) < 1e-8
+    assert abs((p * counts).sum() - 1100 * (1 - (1 - 50 / 1100) ** 30)) < 1e-6
+    rng = random.Random(0)  # the loader's way of drawing: random.sample per episode
+    simulated = [len(set().union(*(rng.sample(range(1100), 50) for _ in draws))) for _ in range(300)]
+    assert abs(np.mean(simulated) - (p * counts).sum()) < 2.0
+    low, high = acceptance(1100, draws)
+    assert (low, high) == (778, 877) and p[:low].sum() <= FALSE_FAIL and p[high + 1:].sum() <= FALSE_FAIL
+    assert pass_probability(800, draws, low, high) < 1e-30 and pass_probability(1523, draws, low, high) < 1e-9
+    assert acceptance(100, draws) == (100, 100)  # val: every one of its 100 characters is seen
+    assert pass_probability(723, draws, *acceptance(423, draws)) < 1e-100
+    assert abs(estimate_size(int(round(800 * (1 - (1 - 50 / 800) ** 30))), draws) - 800) < 2
+    # episodes showing another number of characters (a buggy query row) take their own count
+    assert acceptance(1100, (100,) * 30) != acceptance(1100, draws)
+
+
+def test_a_rubric_whose_split_episodes_cannot_come_from_val_is_refused(tmp_path):
+    message = rubric_error(tmp_path, "[tests.split_disjoint]\npoints = 1\nways = 101\n")
+    assert "ways = 101: the val split holds 100 characters; use 1 to 100" in message

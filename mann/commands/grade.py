@@ -23,13 +23,14 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "grade", help="grade MANN homework submissions (folders or .zip) in a sandbox",
         description="Grade CS330 MANN submissions: each PATH is a submission folder or .zip "
-        "(submission/, src/submission/ or flat layout) or a folder of them.",
+        "(load_data.py and mann.py at its top or in one submission/ folder at any depth) or a folder of them.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="submission folder or .zip, or a folder of them")
     p.add_argument("--out", default="grading", help="output folder (default %(default)s)")
     p.add_argument("--rubric", default=None, help="rubric TOML (default: the packaged default_rubric.toml)")
     p.add_argument("--results-json", default=None,
-                   help="also write the one submission's results.json here (Gradescope: /autograder/results/results.json)")
+                   help="also write the one submission's results.json here (Gradescope: /autograder/results/results.json); "
+                   "PATH is then one submission, never a class")
     p.add_argument("--sandbox-user", default=None,
                    help="run submissions as this user (root only, e.g. nobody on Gradescope)")
     p.add_argument("--tree", default=None,
@@ -41,7 +42,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     rubric = grading.load_rubric(args.rubric)
-    submissions = grading.find_submissions(args.paths)
+    submissions = grading.find_submissions(args.paths, single=bool(args.results_json))
     if args.results_json and len(submissions) != 1:
         raise UsageError(f"--results-json names one file but {len(submissions)} submissions were found; "
                          f"grade one submission, or leave it out and use --out")

@@ -5,6 +5,7 @@ rubric.py       the rubric (default_rubric.toml): tests, points, visibility, lim
 reference.py    what submissions are compared with: store, PNG tree, splits, image index
 runner.py       the grader side of the sandbox; sandbox/ runs inside it
 checks_*.py     the test battery (battery.py lists it): inputs out, verdicts in
+coverage.py     what the distinct characters of a split's episodes say about its size
 grade.py        run a rubric on submissions; outputs.py / gradescope.py / feedback.py /
                 gradebook.py write results.json, report.md, gradebook.csv, summary.md
 (the ``mann grade`` subcommand is mann/commands/grade.py)

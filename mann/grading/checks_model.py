@@ -1,7 +1,7 @@
 """Tests of the student's ``MANN`` and ``loss_function`` (mann.py).
 
 Inputs are reference episodes (the project's sampler on the ``cs330`` test
-split); expected values come from the reference model in mann/model.py,
+split); expected values come from the reference model in mann/models/mann.py,
 computed here in the grader.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from episodes.sampler import EpisodeSampler
-from mann.grading.check import Check, Verdict, fail, ok
+from mann.grading.check import Check, Problems, Verdict, fail, ok
 from mann.grading.reference import Reference
 from mann.grading.runner import Probe, RunResult
 from episodes.layout import IMAGE_DIM
@@ -30,13 +30,22 @@ def model_job(p: dict, op: str, **extra) -> dict:
 
 
 def output_of(result: RunResult, key: str, want: tuple[int, ...]) -> np.ndarray | Verdict:
+    """The output ``key`` as float64 of shape ``want``, or a failing Verdict saying why not."""
     out = result.arrays.get(key)
-    described = result.info.get("output", {})
     if out is None:
-        return fail(f"MANN.forward returned {described.get('type', 'something')} that is not a numeric tensor")
+        return fail(not_a_tensor(result))
     if tuple(out.shape) != want:
-        return fail(f"MANN.forward returned shape {list(out.shape)}; expected [B, K+1, N, N] = {list(want)}")
+        return fail(wrong_shape(out, want))
     return out.astype(np.float64)
+
+
+def not_a_tensor(result: RunResult) -> str:
+    return (f"MANN.forward returned {result.info.get('output', {}).get('type', 'something')} "
+            f"that is not a numeric tensor")
+
+
+def wrong_shape(out: np.ndarray, want: tuple[int, ...]) -> str:
+    return f"MANN.forward returned shape {list(out.shape)}; expected [B, K+1, N, N] = {list(want)}"
 
 
 # --- mann_layers ------------------------------------------------------------
@@ -53,15 +62,17 @@ def layers_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Ve
         "layer2": {"is_lstm": True, "input_size": h, "hidden_size": n, "batch_first": True,
                    "num_layers": 1, "bidirectional": False, "proj_size": 0},
     }
+    problems = Problems()
     for name, attrs in want.items():
         got = result.info["layers"].get(name, {})
         if not got.get("is_lstm"):
-            return fail(f"MANN({n}, K+1, {h}).{name} is {got.get('type', 'missing')}, not a torch.nn.LSTM")
-        for attr, value in attrs.items():
-            if got.get(attr) != value:
-                return fail(f"MANN({n}, K+1, {h}).{name}.{attr} is {got.get(attr)}; expected {value} "
-                            f"(layer1 = LSTM(N + 784, H, batch_first=True), layer2 = LSTM(H, N, batch_first=True))")
-    return ok(f"layer1 = LSTM({n + IMAGE_DIM}, {h}), layer2 = LSTM({h}, {n}), batch-first")
+            problems.add(name, f"MANN({n}, K+1, {h}).{name} is {got.get('type', 'missing')}, not a torch.nn.LSTM")
+            continue
+        wrong = [f"{attr} is {got.get(attr)}, expected {value}" for attr, value in attrs.items() if got.get(attr) != value]
+        if wrong:
+            problems.add(name, f"MANN({n}, K+1, {h}).{name}: {'; '.join(wrong)}")
+    return problems.verdict(f"layer1 = LSTM({n + IMAGE_DIM}, {h}), layer2 = LSTM({h}, {n}), batch-first",
+                            "expected layer1 = LSTM(N + 784, H, batch_first=True), layer2 = LSTM(H, N, batch_first=True)")
 
 
 # --- mann_init --------------------------------------------------------------
@@ -71,25 +82,30 @@ def init_probe(ref: Reference, p: dict) -> Probe:
 
 
 def init_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Verdict:
+    problems = Problems()
     for layer in ("layer1", "layer2"):
         names = [f"{layer}.{w}_l0" for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
         missing = [x for x in names if x not in result.arrays]
         if missing:
-            return fail(f"MANN has no parameter {missing[0]}; {layer} must be an nn.LSTM with biases")
+            problems.add(f"{layer} missing", f"MANN has no parameter {', '.join(missing)}; "
+                         f"{layer} must be an nn.LSTM with biases")
+            continue
         w_ih, w_hh, b_ih, b_hh = (result.arrays[x] for x in names)
         fan_out, fan_in = w_ih.shape
         bound = math.sqrt(6.0 / (fan_in + fan_out))
         spread = np.abs(w_ih).max()
         if spread > bound * (1 + 1e-5) or spread < 0.9 * bound or abs(w_ih.std() - bound / math.sqrt(3)) > 0.1 * bound:
-            return fail(f"{layer}.weight_ih_l0 spans ±{spread:.4f} (std {w_ih.std():.4f}); Xavier-uniform gives "
-                        f"U(±{bound:.4f}) (std {bound / math.sqrt(3):.4f}): use nn.init.xavier_uniform_")
+            problems.add(f"{layer} xavier", f"{layer}.weight_ih_l0 spans ±{spread:.4f} (std {w_ih.std():.4f}); "
+                         f"Xavier-uniform gives U(±{bound:.4f}) (std {bound / math.sqrt(3):.4f}): "
+                         f"use nn.init.xavier_uniform_")
         gram = w_hh.T @ w_hh
         if not np.allclose(gram, np.eye(gram.shape[0]), atol=1e-4):
-            return fail(f"{layer}.weight_hh_l0 is not orthogonal (max |W^T W - I| = "
-                        f"{np.abs(gram - np.eye(gram.shape[0])).max():.3g}): use nn.init.orthogonal_")
+            problems.add(f"{layer} orthogonal", f"{layer}.weight_hh_l0 is not orthogonal (max |W^T W - I| = "
+                         f"{np.abs(gram - np.eye(gram.shape[0])).max():.3g}): use nn.init.orthogonal_")
         if np.abs(b_ih).max() > 0 or np.abs(b_hh).max() > 0:
-            return fail(f"{layer} biases are not zero: use nn.init.zeros_ on bias_ih_l0 and bias_hh_l0")
-    return ok("Xavier-uniform input weights, orthogonal recurrent weights, zero biases in both layers")
+            problems.add(f"{layer} biases", f"{layer} biases are not zero: use nn.init.zeros_ on bias_ih_l0 "
+                         f"and bias_hh_l0")
+    return problems.verdict("Xavier-uniform input weights, orthogonal recurrent weights, zero biases in both layers")
 
 
 # --- mann_output ------------------------------------------------------------
@@ -101,17 +117,21 @@ def output_probe(ref: Reference, p: dict) -> Probe:
 
 def output_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Verdict:
     b, k1, n = p["batch"], p["shots"] + 1, p["ways"]
+    want = (b, k1, n, n)
     described = result.info.get("output", {})
+    out = result.arrays.get("output")
+    problems = Problems()
     if described.get("type") != "torch.Tensor":
-        return fail(f"MANN.forward returned {described.get('type')}; expected a torch.Tensor")
-    out = output_of(result, "output", (b, k1, n, n))
-    if isinstance(out, Verdict):
-        return out
-    if described.get("dtype") != "float32":
-        return fail(f"MANN.forward returned {described.get('dtype')}; expected float32")
-    if not np.isfinite(out).all():
-        return fail("MANN.forward returned NaN or infinite values")
-    return ok(f"forward on B={b}, K+1={k1}, N={n} returned a float32 tensor {[b, k1, n, n]}")
+        problems.add("type", f"MANN.forward returned {described.get('type')}; expected a torch.Tensor")
+    if out is None:
+        problems.add("numeric", not_a_tensor(result))
+    elif tuple(out.shape) != want:
+        problems.add("shape", wrong_shape(out, want))
+    if out is not None and described.get("dtype", "float32") != "float32":
+        problems.add("dtype", f"MANN.forward returned {described.get('dtype')}; expected float32")
+    if out is not None and np.issubdtype(out.dtype, np.number) and not np.isfinite(out).all():
+        problems.add("finite", "MANN.forward returned NaN or infinite values")
+    return problems.verdict(f"forward on B={b}, K+1={k1}, N={n} returned a float32 tensor {list(want)}")
 
 
 # --- query_masked -----------------------------------------------------------
@@ -127,7 +147,7 @@ def masked_probe(ref: Reference, p: dict) -> Probe:
 def masked_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Verdict:
     a, b = result.arrays.get("output_a"), result.arrays.get("output_b")
     if a is None or b is None:
-        return fail("MANN.forward returned something that is not a numeric tensor")
+        return fail(not_a_tensor(result))
     if a.shape != b.shape:
         return fail(f"MANN.forward returned shapes {list(a.shape)} and {list(b.shape)} for the same images")
     diff = float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max()) if a.size else 0.0
@@ -140,6 +160,11 @@ def masked_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Ve
 
 # --- loss_reference ---------------------------------------------------------
 
+def loss_cases(p: dict) -> list[dict]:
+    """One model job per case: MANN(N, K+1, H) built for that case's own shapes."""
+    return [{"ways": ways, "shots": shots, "hidden": p["hidden"]} for _, ways, shots in p["cases"]]
+
+
 def loss_probe(ref: Reference, p: dict) -> Probe:
     generator = torch.Generator().manual_seed(p["seed"])
     arrays = {}
@@ -147,27 +172,36 @@ def loss_probe(ref: Reference, p: dict) -> Probe:
         _, labels = reference_episodes(ref, ways, shots, batch, p["seed"] + i)
         preds = 2.0 * torch.randn(labels.shape, generator=generator)
         arrays[f"preds_{i}"], arrays[f"labels_{i}"] = preds.numpy(), labels.numpy()
-    first = p["cases"][0]
-    job = {"op": "loss", "ways": first[1], "shots": first[2], "hidden": 16, "seed": p["seed"], "cases": len(p["cases"])}
-    return Probe("model", job, arrays)
+    return Probe("model", {"op": "loss", "seed": p["seed"], "cases": loss_cases(p)}, arrays)
 
 
 def loss_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Verdict:
+    problems = Problems(out_of=len(p["cases"]), unit="cases")
+    wrong_value = False
+    records = result.info.get("cases", [])
     for i, (batch, ways, shots) in enumerate(p["cases"]):
+        where = f"B={batch}, N={ways}, K={shots} (MANN({ways}, {shots + 1}, {p['hidden']}))"
+        record = records[i] if i < len(records) else {}
+        if "error" in record:
+            problems.add(f"error {i}", f"{where}: {record['error']['message']}")
+            continue
         preds, labels = (torch.from_numpy(probe.arrays[f"{x}_{i}"]) for x in ("preds", "labels"))
         expected = float(loss_function(preds, labels))
         value = result.arrays.get(f"value_{i}")
         if value is None or value.size != 1 or not np.issubdtype(value.dtype, np.number):
             shape = list(value.shape) if value is not None else ""
-            return fail(f"loss_function returned {result.info.get(f'value_{i}', {}).get('type')} {shape}; "
-                        f"expected a scalar tensor")
+            problems.add(f"scalar {i}", f"{where}: loss_function returned {record.get('value', {}).get('type')} "
+                         f"{shape}; expected a scalar tensor")
+            continue
         got = float(value.reshape(()))
         if not abs(got - expected) <= p["tolerance"]:
-            return fail(f"B={batch}, N={ways}, K={shots}: loss_function gave {got:.6f}, the reference "
-                        f"cross-entropy over the B·N query predictions is {expected:.6f} "
-                        f"(difference {abs(got - expected):.2g} > {p['tolerance']:g}); average F.cross_entropy "
-                        f"over the query row (the last row) only")
-    return ok(f"{len(p['cases'])} cases within {p['tolerance']:g} of the reference")
+            wrong_value = True
+            problems.add(f"value {i}", f"{where}: loss_function gave {got:.6f}, the reference cross-entropy over "
+                         f"the B·N query predictions is {expected:.6f} (difference {abs(got - expected):.2g} > "
+                         f"{p['tolerance']:g})")
+    return problems.verdict(f"{len(p['cases'])} cases, each on a MANN built for its N and K, within "
+                            f"{p['tolerance']:g} of the reference",
+                            "average F.cross_entropy over the query row (the last row) only" if wrong_value else "")
 
 
 # --- predictions_reference --------------------------------------------------
@@ -209,7 +243,8 @@ CHECKS = [
     Check("mann_init", {"ways": 3, "shots": 1, "hidden": 32}, init_probe, init_judge),
     Check("mann_output", {"ways": 3, "shots": 2, "hidden": 32, "batch": 4}, output_probe, output_judge),
     Check("query_masked", {"ways": 3, "shots": 1, "hidden": 32, "batch": 4}, masked_probe, masked_judge),
-    Check("loss_reference", {"cases": [[4, 3, 1], [2, 5, 2], [1, 2, 1]], "tolerance": 1e-5}, loss_probe, loss_judge),
+    Check("loss_reference", {"cases": [[4, 3, 1], [2, 5, 2], [1, 2, 1]], "hidden": 32, "tolerance": 1e-5},
+          loss_probe, loss_judge),
     Check("predictions_reference", {"ways": 3, "shots": 2, "hidden": 32, "batch": 4, "tolerance": 1e-4},
           predictions_probe, predictions_judge),
 ]

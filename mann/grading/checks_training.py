@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from episodes.sampler import DRAWERS, EVAL_BATCH, EpisodeSampler, flat_positions
+from episodes.layout import DRAWERS
+from episodes.sampler import EVAL_BATCH, EpisodeSampler, flat_positions
 from mann.grading.check import Check, Verdict, fail, ok
 from mann.grading.reference import Reference
 from mann.grading.runner import Probe, RunResult

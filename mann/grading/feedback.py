@@ -13,7 +13,7 @@ def report_markdown(result: "SubmissionResult", protections: str = "") -> str:
     lines = [
         f"# {sub.name}: {result.score:g} / {result.max_score:g}",
         "",
-        f"Source: `{sub.source}`" + (f" (code in `{sub.code or '.'}`)" if sub.code is not None else ""),
+        f"Source: `{sub.source}`" + (f" (code found in `{sub.code or '.'}`)" if sub.code is not None else ""),
         f"Graded in {result.seconds:.1f} s" + (f"; sandbox: {protections}" if protections else ""),
     ]
     if result.problem:

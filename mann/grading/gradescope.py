@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mann.grading.rubric import VISIBILITIES, Rubric
+from mann.grading.submission import where
 
 if TYPE_CHECKING:
     from mann.grading.grade import SubmissionResult
@@ -35,6 +36,8 @@ def results_payload(result: "SubmissionResult", rubric: Rubric) -> dict:
     summary = f"{result.score:g} / {result.max_score:g} points; {passed} of {len(result.tests)} tests passed."
     if result.problem:
         summary = f"{result.problem}\n{summary}"
+    elif result.submission.code is not None:
+        summary = f"{summary}\nGraded the code in {where(result.submission.code)} of the upload."
     payload = {
         "score": round(result.score, 4),
         "execution_time": int(round(result.seconds)),

@@ -36,6 +36,7 @@ class ImageIndex:
         count = store.images.shape[1] if drawers is None else drawers
         keys = image_keys(assignment_pixels(store.images[:, :count]))
         self.names = store.characters
+        self._by_name = {name: i for i, name in enumerate(self.names)}
         # key -> (character, drawer); a few Omniglot images have a pixel-identical
         # twin (e.g. two drawers of Braille/character01): the drawer is then
         # unknown (-1), and the character too if the twins' characters differ.
@@ -58,6 +59,10 @@ class ImageIndex:
         found = np.array([self._table.get(row.tobytes(), (UNKNOWN, -1)) for row in flat], dtype=np.int64)
         shape = keys.shape[:-1]
         return found[:, 0].reshape(shape), found[:, 1].reshape(shape)
+
+    def character(self, name: str) -> int:
+        """The index of the character whose tree folder is ``name`` ("alphabet/character"); UNKNOWN if none."""
+        return self._by_name.get(name, UNKNOWN)
 
     def name(self, character: int) -> str:
         return self.names[character] if character >= 0 else "an unknown image"

@@ -118,6 +118,9 @@ def _spec(test_id: str, entry: dict, base: TestLimits, source: str) -> TestSpec 
             raise UsageError(f"{where}: unknown key {key!r}; known keys: {known}")
     merged = {**check.defaults, **params}
     _check_params(test_id, merged, source)
+    problem = check.validate(merged) if check.validate else ""
+    if problem:
+        raise UsageError(f"{where}: {problem}")
     limits = _limits(replace(base, **{k: v for k, v in check.limits.items()}), entry.get("limits", {}), f"{where}.limits")
     if not enabled:
         return None

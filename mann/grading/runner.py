@@ -325,8 +325,9 @@ class Sandbox:
             "inputs": str(inputs / "inputs.npz"),
             "outdir": str(outdir),
             "cwd": str(code),
-            "package": (code / "__init__.py").is_file(),
-            "import_paths": [str(code), str(work)],
+            # work first: ``submission`` is always the copied code folder, never a
+            # folder of that name inside it; then the folder itself (``import rnn``)
+            "import_paths": [str(work), str(code)],
             "env": {"HOME": str(work / "home"), "TMPDIR": str(work / "tmp")},
             "limits": {"wall_s": limits.wall_s, "cpu_s": limits.cpu_s, "memory_mb": limits.memory_mb,
                        "file_mb": limits.file_mb, "processes": 256 if self.uid is not None else 0},
@@ -383,14 +384,12 @@ def interpret(answer: dict, outdir: Path, limits: TestLimits) -> RunResult:
         result.problem = "internal error of the grader (not the submission's fault); tell the course staff"
         result.traceback = str(info["probe_error"])
     elif "error" in info:
-        error = info["error"]
-        result.traceback = str(error.get("traceback", ""))
-        result.problem = f"{error.get('stage', 'the submission')} raised {last_line(result.traceback)}"
-        if "MemoryError" in result.traceback or "allocate memory" in result.traceback:
-            result.problem += f" (the memory limit is {limits.memory_mb} MB of address space)"
+        result.traceback = str(info["error"].get("traceback", ""))
+        result.problem = error_message(info["error"], limits)
     else:
         result.ok = True
     if isinstance(info, dict):
+        result.traceback = "\n\n".join(x for x in [result.traceback, *nested_errors(info, limits)] if x)
         result.info = info
         try:
             result.arrays = safe_load_npz(outdir / "result.npz", limits.file_mb << 20)
@@ -398,6 +397,29 @@ def interpret(answer: dict, outdir: Path, limits: TestLimits) -> RunResult:
             result.ok = False
             result.problem = result.problem or f"its result file could not be read ({err})"
     return result
+
+
+def error_message(error: dict, limits: TestLimits) -> str:
+    """'<stage> raised <the traceback's last line>', plus the memory limit when memory ran out."""
+    text = str(error.get("traceback", ""))
+    message = f"{error.get('stage', 'the submission')} raised {last_line(text)}"
+    if "MemoryError" in text or "allocate memory" in text:
+        message += f" (the memory limit is {limits.memory_mb} MB of address space)"
+    return message
+
+
+def nested_errors(info: dict, limits: TestLimits) -> list[str]:
+    """Errors a probe recorded per episode config or per case (the others still
+    ran): each gets its ``message`` for the judge; their tracebacks are returned."""
+    tracebacks = []
+    for key in ("configs", "cases"):
+        records = info.get(key)
+        for i, record in enumerate(records if isinstance(records, list) else []):
+            error = record.get("error") if isinstance(record, dict) else None
+            if isinstance(error, dict):
+                error["message"] = error_message(error, limits)
+                tracebacks.append(f"[{key[:-1]} {i + 1}] {str(error.get('traceback', '')).strip()}")
+    return tracebacks
 
 
 def signal_problem(number: int, limits: TestLimits, cpu_s: float) -> str:

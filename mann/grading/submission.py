@@ -1,15 +1,26 @@
 """Find submissions on disk, check their layout, and stage a clean copy of each.
 
 A submission is a folder or a ``.zip`` holding the assignment's two files,
-``load_data.py`` and ``mann.py``, in one of the layouts seen in the wild:
+``load_data.py`` and ``mann.py``, together in exactly one place:
 
-    submission/load_data.py, submission/mann.py
-    src/submission/__init__.py, src/submission/load_data.py, src/submission/mann.py
     load_data.py, mann.py                      (at the top, as Gradescope stores uploads)
+    .../submission/load_data.py, .../submission/mann.py
+                                               (a folder named submission at any depth:
+                                                submission/, src/submission/ with __init__.py,
+                                                hw1/submission/, XCS330-PS2/src/submission/...)
 
-in a zip possibly below one top folder (``alice/submission/...``). A folder
-that is not itself a submission but holds submission folders or zips is a
-class: one submission per entry, named after it.
+and, in a zip, also in a top folder (``alice/load_data.py``).
+Two such places make the submission ambiguous, and it is graded zero with
+both named; the 2021/2022 layout (``load_data.py`` with ``hw1.py``, no
+``mann.py``) is refused with what to rename. Sibling files of the two travel
+with them (``rnn.py`` that mann.py imports).
+
+A folder holding the files at its top, in ``submission/`` or in
+``src/submission/`` is one submission. Otherwise it is a class (one
+submission per entry, named after it) when it holds a zip or when two or more
+of its entries hold a submission; else it is one submission found deeper
+(a repository: ``hw1/submission/``). ``single`` (``--results-json``) makes
+every folder one submission.
 
 Staging copies regular files only (no symlinks, no ``__pycache__``), with size
 caps, so the sandbox never sees anything but the student's own files.
@@ -28,17 +39,20 @@ from pathlib import Path, PurePosixPath
 from episodes.errors import UsageError
 
 REQUIRED = ("load_data.py", "mann.py")
-LAYOUTS = ("submission/", "src/submission/", "the top level")
+LEGACY = "hw1.py"  # where the 2021/2022 homework kept MANN
+FOLDER = "submission"
 EXPECTED = (
-    f"expected {' and '.join(REQUIRED)} in submission/, in src/submission/ "
-    f"(with __init__.py) or at the top level"
+    f"expected {' and '.join(REQUIRED)} in submission/ (at any depth: src/submission/ with __init__.py, "
+    f"hw1/submission/...) or at the top level"
 )
 _PREFIXES = ("", "submission/", "src/submission/")
-MAX_DEPTH = 4
+MAX_DEPTH = 12
 MAX_FILE_BYTES = 64 << 20
 MAX_TOTAL_BYTES = 256 << 20
 MAX_FILES = 5000
-_IGNORED = re.compile(r"(^|/)(__MACOSX|__pycache__|\.git)(/|$)")
+# never code of the submission: skipped when locating and staging (a copy of
+# the data tree alone is 32,460 files; the sandbox links the grader's instead)
+_IGNORED = re.compile(r"(^|/)(__MACOSX|__pycache__|\.git|\.venv|venv|\.ipynb_checkpoints|omniglot_resized)(/|$)")
 
 
 @dataclass(frozen=True)
@@ -56,61 +70,89 @@ class Submission:
     source: Path
     code: str | None
     problem: str = ""
+    recognised: bool = True  # False: no trace of the homework (not a submission at all)
 
     @property
     def gradable(self) -> bool:
         return self.code is not None and not self.problem
 
 
-def locate(files: list[str], wrapped: bool = False) -> tuple[str | None, str]:
-    """(folder holding both required files, problem) among relative posix paths.
+def locate(files: list[str], wrapped: bool = False) -> tuple[str | None, str, bool]:
+    """(folder holding both required files, problem, recognised) among relative posix paths.
 
-    The folder must be one of the known layouts (the top, ``submission/``,
-    ``src/submission/``), or, when ``wrapped`` (zips), one of them below a
-    single top folder. The shallowest wins; two at the same depth are ambiguous.
+    The folder is the top, any folder named ``submission``, or, when
+    ``wrapped`` (zips), a top folder. Exactly one must qualify; two
+    or more are ambiguous. recognised is False when nothing of the homework
+    was found (neither the files nor the 2021/2022 layout).
     """
     present = {f for f in files if not _IGNORED.search(f)}
-    candidates = []
-    for path in present:
-        pure = PurePosixPath(path)
-        if pure.name != REQUIRED[0]:
-            continue
-        folder = "" if str(pure.parent) == "." else f"{pure.parent}/"
-        if f"{folder}{REQUIRED[1]}" in present and _known_layout(folder, wrapped):
-            candidates.append(folder)
-    if not candidates:
-        shown = sorted(present, key=lambda p: (p.count("/"), p))[:8]
-        found = ", ".join(shown) if shown else "nothing"
-        return None, f"not a submission: {EXPECTED}; found {found}"
-    depth = min(c.count("/") for c in candidates)
-    best = sorted(c for c in candidates if c.count("/") == depth)
-    if len(best) > 1:
-        return None, f"ambiguous submission: {' and '.join(best)} both hold {' and '.join(REQUIRED)}; keep one"
-    return best[0], ""
+
+    def folders_with(*names: str) -> list[str]:
+        found = []
+        for path in present:
+            pure = PurePosixPath(path)
+            if pure.name != names[0]:
+                continue
+            folder = "" if str(pure.parent) == "." else f"{pure.parent}/"
+            qualifies = folder == "" or pure.parent.name == FOLDER or (wrapped and folder.count("/") == 1)
+            if qualifies and all(f"{folder}{n}" in present for n in names[1:]):
+                found.append(folder)
+        return sorted(found, key=lambda f: (f.count("/"), f))
+
+    candidates = folders_with(*REQUIRED)
+    if len(candidates) == 1:
+        return candidates[0], "", True
+    if candidates:
+        named = " and ".join(where(c) for c in candidates)
+        return None, (f"ambiguous submission: {named} each hold {' and '.join(REQUIRED)}; keep one of them "
+                      f"(delete or rename the other folders) and resubmit"), True
+    legacy = folders_with(REQUIRED[0], LEGACY)  # none of them holds mann.py, or it would be a candidate
+    if legacy:
+        folder = legacy[0]
+        return None, (f"{where(folder)} holds {REQUIRED[0]} and {LEGACY} but no {REQUIRED[1]}: the 2021/2022 "
+                      f"homework's layout (MANN in {LEGACY}); this grader grades the 2023-2024 one, with MANN and "
+                      f"loss_function in {REQUIRED[1]}: rename {folder}{LEGACY} to {folder}{REQUIRED[1]} "
+                      f"(its training code may stay) and resubmit"), True
+    shown = sorted(present, key=lambda p: (p.count("/"), p))[:8]
+    found = ", ".join(shown) if shown else "nothing"
+    return None, f"not a submission: {EXPECTED}; found {found}", False
 
 
-def _known_layout(folder: str, wrapped: bool) -> bool:
-    if folder in _PREFIXES:
-        return True
-    top, _, rest = folder.partition("/")
-    return wrapped and bool(top) and rest in _PREFIXES
+def where(folder: str) -> str:
+    """A located folder for messages: ``hw1/submission/`` or ``the top level``."""
+    return folder or "the top level"
+
+
+def own_layout(folder: Path) -> bool:
+    """Whether ``folder`` holds load_data.py at its top, in submission/ or in src/submission/."""
+    return any((folder / prefix / REQUIRED[0]).is_file() for prefix in _PREFIXES)
 
 
 def folder_files(folder: Path) -> list[str]:
-    """Relative posix paths of the regular files below ``folder`` (depth-capped)."""
-    out = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        rel = Path(dirpath).relative_to(folder)
-        if len(rel.parts) > MAX_DEPTH + 1:
-            dirnames[:] = []
-            continue
-        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
-        for name in filenames:
-            full = os.path.join(dirpath, name)
-            if os.path.isfile(full) and not os.path.islink(full):
-                out.append((rel / name).as_posix())
-        if len(out) > MAX_FILES:
-            break
+    """Relative posix paths of the regular files below ``folder``, shallowest
+    first (breadth-first, so a cap never hides a shallow file behind a deep
+    tree), at most MAX_FILES of them, MAX_DEPTH folders down; no symlinks,
+    nothing that _IGNORED names."""
+    out: list[str] = []
+    level = [Path(".")]
+    for _ in range(MAX_DEPTH + 1):
+        below = []
+        for rel in level:
+            try:
+                entries = sorted(os.scandir(folder / rel), key=lambda e: e.name)
+            except OSError:
+                continue
+            for entry in entries:
+                path = (rel / entry.name).as_posix()
+                if _IGNORED.search(path) or entry.is_symlink():
+                    continue
+                if entry.is_dir():
+                    below.append(rel / entry.name)
+                elif entry.is_file():
+                    out.append(path)
+                    if len(out) >= MAX_FILES:
+                        return out
+        level = below
     return out
 
 
@@ -138,19 +180,28 @@ def inspect(path: Path, name: str | None = None) -> Submission:
         files = zip_files(path) if path.is_file() else folder_files(path)
     except UsageError as err:
         return Submission(name, path, None, str(err))
-    code, problem = locate(files, wrapped=path.is_file())
-    return Submission(name, path, code, problem)
+    code, problem, recognised = locate(files, wrapped=path.is_file())
+    return Submission(name, path, code, problem, recognised)
 
 
-def find_submissions(paths: list[str | os.PathLike]) -> list[Submission]:
+def class_members(folder: Path) -> list[Submission]:
+    """One Submission per entry (folder or zip) of a class folder."""
+    entries = [e for e in sorted(folder.iterdir()) if not e.name.startswith((".", "__"))
+               and (e.is_dir() or e.suffix.lower() == ".zip") and not e.is_symlink()]
+    return [inspect(e) for e in entries]
+
+
+def find_submissions(paths: list[str | os.PathLike], single: bool = False) -> list[Submission]:
     """The submissions named by the command line: each path is a submission
-    (folder or zip) or a class folder of them.
+    (folder or zip) or, unless ``single``, a class folder of them (see the
+    module's docstring for how the two are told apart).
 
     Raises UsageError, before any grading, for a missing path, a path that is
     neither a submission nor a folder of them, an unreadable zip given
-    directly, or two submissions with the same name. Problems of entries of a
-    class folder (a stray folder, a corrupt zip) are recorded on the entry,
-    which is then graded zero with that message.
+    directly, or two submissions with the same name. Problems of a submission
+    that was found (two candidate folders, the 2021/2022 layout) and of
+    entries of a class folder (a stray folder, a corrupt zip) are recorded on
+    it, and it is then graded zero with that message.
     """
     if not paths:
         raise UsageError("no submission given; name a submission folder, a .zip, or a folder of them")
@@ -162,21 +213,20 @@ def find_submissions(paths: list[str | os.PathLike]) -> list[Submission]:
         if path.is_file():
             if path.suffix.lower() != ".zip":
                 raise UsageError(f"{path} is a file, not a submission: give its folder or a .zip ({EXPECTED})")
-            code, problem = locate(zip_files(path), wrapped=True)  # zip_files raises for an unreadable zip
-            if problem:
+            code, problem, recognised = locate(zip_files(path), wrapped=True)  # raises for an unreadable zip
+            if not recognised:
                 raise UsageError(f"{path}: {problem}")
-            found.append(Submission(path.stem, path, code))
+            found.append(Submission(path.stem, path, code, problem))
             continue
+        if not single and not own_layout(path):
+            members = class_members(path)
+            if any(m.source.is_file() for m in members) or sum(m.recognised for m in members) >= 2:
+                found.extend(members)
+                continue
         one = inspect(path)
-        if one.gradable:
-            found.append(one)
-            continue
-        entries = [e for e in sorted(path.iterdir()) if not e.name.startswith((".", "__"))
-                   and (e.is_dir() or e.suffix.lower() == ".zip") and not e.is_symlink()]
-        members = [inspect(e) for e in entries]
-        if not any(m.gradable for m in members):
-            raise UsageError(f"{path} is {one.problem}, nor a folder of submission folders or zips")
-        found.extend(members)
+        if not one.recognised:
+            raise UsageError(f"{path} is {one.problem}" + ("" if single else ", nor a folder of submission folders or zips"))
+        found.append(one)
     check_names(found)
     return found
 
@@ -220,16 +270,17 @@ def stage(submission: Submission, dest: Path) -> tuple[Path, Path]:
 
 
 def _extract(path: Path, dest: Path) -> None:
-    total = 0
+    total = count = 0
     with zipfile.ZipFile(path) as z:
         for info in z.infolist():
             if info.is_dir() or _is_link(info) or _IGNORED.search(info.filename):
                 continue
+            count += 1
             rel = PurePosixPath(info.filename)
             if rel.is_absolute() or ".." in rel.parts or not rel.parts:
                 raise UsageError(f"{path}: member {info.filename!r} points outside the zip; ask for a new upload")
             total += info.file_size
-            if info.file_size > MAX_FILE_BYTES or total > MAX_TOTAL_BYTES or len(z.infolist()) > MAX_FILES:
+            if info.file_size > MAX_FILE_BYTES or total > MAX_TOTAL_BYTES or count > MAX_FILES:
                 raise UsageError(f"{path}: larger than the caps ({MAX_FILE_BYTES >> 20} MB a file, "
                                  f"{MAX_TOTAL_BYTES >> 20} MB and {MAX_FILES} files in all)")
             target = dest.joinpath(*rel.parts)

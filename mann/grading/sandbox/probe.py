@@ -9,7 +9,8 @@ packages.
 
 Probes (``kind``):
   episodes  sample episodes from ``DataGenerator`` for some (N, K, split)
-  model     one operation on ``MANN``: layers, forward, masked, loss, reference, init
+  model     one operation on ``MANN``: layers, forward, masked, reference, init on
+            MANN(N, K+1, H) of the job; loss on one MANN per case, built for its N, K, H
   train     train ``MANN`` with its own ``loss_function`` on given batches, then
             predict given test episodes
 """
@@ -48,9 +49,12 @@ def call(stage: str, fn, *args, **kwargs):
         raise StudentError(stage, text[-TRACEBACK_CHARS:]) from None
 
 
-def import_student(module: str, package: bool):
-    name = f"submission.{module}" if package else module
-    return call(f"import {module}.py", importlib.import_module, name)
+def import_student(module: str):
+    """The student's module, imported as ``submission.<module>``: a package
+    whether or not the folder has an __init__.py (a namespace package then),
+    so relative imports of sibling modules work either way, and absolute ones
+    too (the folder itself is on sys.path)."""
+    return call(f"import {module}.py", importlib.import_module, f"submission.{module}")
 
 
 def seed_everything(seed: int) -> None:
@@ -76,8 +80,49 @@ def as_array(value) -> np.ndarray:
 
 # --- episodes ---------------------------------------------------------------
 
-def probe_episodes(job: dict, inputs: dict, package: bool) -> tuple[dict, dict]:
-    load_data = import_student("load_data", package)
+MAX_LISTS, MAX_LIST_ITEMS = 16, 10_000
+
+
+def folder_lists(generator, data_folder: str) -> dict[str, list[str]]:
+    """The generator's attributes that hold lists of character folders of the
+    data tree (``self.metatrain_character_folders`` of the starter code...):
+    {attribute: ["alphabet/character", ...]}, each folder resolved against the
+    tree (so ``./omniglot_resized/...`` and absolute paths compare equal).
+    Lists inside a dict attribute are named ``attr[key]``; other values are
+    left out. Nothing is judged here."""
+    root = os.path.realpath(data_folder)
+    found: dict[str, list[str]] = {}
+    try:
+        items = list(vars(generator).items())
+    except TypeError:  # no __dict__ (slots): nothing exposed
+        return found
+    candidates = []
+    for name, value in items:
+        if isinstance(value, dict):
+            candidates += [(f"{name}[{key!r}]", v) for key, v in list(value.items())[:MAX_LISTS]]
+        else:
+            candidates.append((name, value))
+    for name, value in candidates:
+        if len(found) >= MAX_LISTS:
+            break
+        if not isinstance(value, (list, tuple)) or not 0 < len(value) <= MAX_LIST_ITEMS:
+            continue
+        names = []
+        for item in value:
+            if not isinstance(item, (str, os.PathLike)):
+                break
+            rel = os.path.relpath(os.path.realpath(os.fspath(item)), root)
+            parts = rel.split(os.sep)
+            if len(parts) != 2 or ".." in parts:
+                break
+            names.append("/".join(parts))
+        else:
+            found[str(name)] = names
+    return found
+
+
+def probe_episodes(job: dict, inputs: dict) -> tuple[dict, dict]:
+    load_data = import_student("load_data")
     generator_class = call("find DataGenerator", getattr, load_data, "DataGenerator")
     arrays, configs = {}, []
     for i, cfg in enumerate(job["configs"]):
@@ -102,6 +147,11 @@ def probe_episodes(job: dict, inputs: dict, package: bool) -> tuple[dict, dict]:
                 labels.append(call("convert labels to an array", as_array, out[1]))
             arrays[f"images_{i}"] = call("stack the episodes' images", np.stack, images)
             arrays[f"labels_{i}"] = call("stack the episodes' labels", np.stack, labels)
+            if job.get("folder_lists"):
+                lists = call("read the DataGenerator's attributes", folder_lists, generator, job["data_folder"])
+                record["folder_lists"] = list(lists)
+                for j, names in enumerate(lists.values()):
+                    arrays[f"folders_{i}_{j}"] = np.array(names, dtype=str)
         except StudentError as err:
             record["error"] = {"stage": err.stage, "traceback": err.text}
     return {"configs": configs}, arrays
@@ -109,8 +159,9 @@ def probe_episodes(job: dict, inputs: dict, package: bool) -> tuple[dict, dict]:
 
 # --- model ------------------------------------------------------------------
 
-def build_model(job: dict, package: bool):
-    module = import_student("mann", package)
+def build_model(job: dict, module=None):
+    """(the student's mann module, MANN(N, K+1, H)) for the job's (or a case's) ways, shots and hidden."""
+    module = module or import_student("mann")
     cls = call("find MANN", getattr, module, "MANN")
     model = call(f"MANN({job['ways']}, {job['shots'] + 1}, {job['hidden']})",
                  cls, job["ways"], job["shots"] + 1, job["hidden"])
@@ -145,9 +196,34 @@ def forward(model, images: np.ndarray, labels: np.ndarray, stage: str):
         return call(stage, model, torch.from_numpy(images), torch.from_numpy(labels))
 
 
-def probe_model(job: dict, inputs: dict, package: bool) -> tuple[dict, dict]:
+def probe_loss(job: dict, inputs: dict) -> tuple[dict, dict]:
+    """loss_function on each case's predictions, called on a MANN built for
+    that case's N, K and H, as the homework's training code would: a loss
+    may reshape with self.num_classes. A case that raises is recorded and the
+    others still run."""
+    module = import_student("mann")
+    info: dict = {"op": "loss", "cases": []}
+    arrays: dict = {}
+    for i, case in enumerate(job["cases"]):
+        record: dict = {}
+        info["cases"].append(record)
+        try:
+            _, model = build_model(case, module)
+            loss = loss_callable(module, model)
+            value = call(f"MANN({case['ways']}, {case['shots'] + 1}, {case['hidden']}).loss_function(preds, labels)",
+                         loss, torch.from_numpy(inputs[f"preds_{i}"]), torch.from_numpy(inputs[f"labels_{i}"]))
+            record["value"] = describe(value)
+            arrays[f"value_{i}"] = call("convert the loss to an array", as_array, value)
+        except StudentError as err:
+            record["error"] = {"stage": err.stage, "traceback": err.text}
+    return info, arrays
+
+
+def probe_model(job: dict, inputs: dict) -> tuple[dict, dict]:
     op = job["op"]
-    module, model = build_model(job, package)
+    if op == "loss":
+        return probe_loss(job, inputs)
+    module, model = build_model(job)
     info: dict = {"op": op}
     arrays: dict = {}
     if op in ("layers", "init"):
@@ -164,13 +240,6 @@ def probe_model(job: dict, inputs: dict, package: bool) -> tuple[dict, dict]:
         for tag in ("a", "b"):
             out = forward(model, inputs["images"], inputs[f"labels_{tag}"], "MANN.forward(images, labels)")
             arrays[f"output_{tag}"] = call("convert the output to an array", as_array, out)
-    elif op == "loss":
-        loss = loss_callable(module, model)
-        for i in range(job["cases"]):
-            value = call("loss_function(preds, labels)", loss,
-                         torch.from_numpy(inputs[f"preds_{i}"]), torch.from_numpy(inputs[f"labels_{i}"]))
-            info[f"value_{i}"] = describe(value)
-            arrays[f"value_{i}"] = call("convert the loss to an array", as_array, value)
     elif op == "reference":
         weights = {k[2:]: torch.from_numpy(v) for k, v in inputs.items() if k.startswith("w:")}
         call("MANN.load_state_dict(reference weights)", model.load_state_dict, weights)
@@ -193,8 +262,8 @@ def episode_batch(flat: torch.Tensor, rows: np.ndarray, label: np.ndarray, ways:
     return images.view(*rows.shape, -1), labels.view(*rows.shape, ways)
 
 
-def probe_train(job: dict, inputs: dict, package: bool) -> tuple[dict, dict]:
-    module, model = build_model(job, package)
+def probe_train(job: dict, inputs: dict) -> tuple[dict, dict]:
+    module, model = build_model(job)
     loss_fn = loss_callable(module, model)
     optimiser = call("torch.optim.Adam(MANN.parameters())", torch.optim.Adam, model.parameters(), lr=job["lr"])
     ways = job["ways"]
@@ -227,7 +296,7 @@ def probe_train(job: dict, inputs: dict, package: bool) -> tuple[dict, dict]:
 PROBES = {"episodes": probe_episodes, "model": probe_model, "train": probe_train}
 
 
-def run(kind: str, job: dict, inputs_path: str, outdir: str, package: bool) -> None:
+def run(kind: str, job: dict, inputs_path: str, outdir: str) -> None:
     """Run one probe and write ``result.npz`` and ``info.json`` into ``outdir``.
 
     A StudentError is written as ``info["error"]``; anything else escaping
@@ -241,7 +310,7 @@ def run(kind: str, job: dict, inputs_path: str, outdir: str, package: bool) -> N
     info: dict = {}
     arrays: dict = {}
     try:
-        info, arrays = PROBES[kind](job, inputs, package)
+        info, arrays = PROBES[kind](job, inputs)
     except StudentError as err:
         info["error"] = {"stage": err.stage, "traceback": err.text}
     except BaseException:  # noqa: BLE001 - reported to the grader, which decides

@@ -188,7 +188,7 @@ def child(request: dict) -> None:
         confine.landlock_restrict(request["read"], request["write"],
                                   {path: int(rights) for path, rights in request["devices"].items()})
     sys.path[:] = request["import_paths"] + [p for p in sys.path if p != _HERE]
-    probe.run(request["kind"], request["job"], request["inputs"], outdir, request["package"])
+    probe.run(request["kind"], request["job"], request["inputs"], outdir)
 
 
 if __name__ == "__main__":
