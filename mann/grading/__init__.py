@@ -8,6 +8,7 @@ checks_*.py     the test battery (battery.py lists it): inputs out, verdicts in
 coverage.py     what the distinct characters of a split's episodes say about its size
 grade.py        run a rubric on submissions; outputs.py / gradescope.py / feedback.py /
                 gradebook.py write results.json, report.md, gradebook.csv, summary.md
+specimens/      a correct submission and its known-bug variants (demo, tests, generated classes)
 (the ``mann grade`` subcommand is mann/commands/grade.py)
 
 Names load their module on first use.

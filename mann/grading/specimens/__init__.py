@@ -1,0 +1,127 @@
+"""Specimen submissions of the homework: a correct one and its broken variants, made on the fly.
+
+For ``scripts/grading-demo``, generated classes and the grading tests. The
+correct submission (correct/submission/: load_data.py, mann.py) marks the lines a variant
+may replace with `# GRADER-TEST: <marker>`; a variant replaces whole marked
+lines (keeping their indentation) or adds code at the top of a file.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+CORRECT = Path(__file__).resolve().parent / "correct"
+
+# name: {file: {marker: replacement lines}}; expected failures are in the tests.
+BROKEN = {
+    "unshuffled_query": {"load_data.py": {"query-order": "order = np.arange(n)"}},
+    "labels_only_shuffled": {"load_data.py": {"query-images": "pass"}},
+    "query_other_characters": {"load_data.py": {"query-images": (
+        "images[-1] = np.stack([self.read(os.path.join(f, sorted(os.listdir(f))[0]))"
+        " for f in random.sample(self.folders, n)])[order]")}},
+    "support_shuffled": {"load_data.py": {"return": (
+        "perm = np.random.permutation(n)\n"
+        "images[0], labels[0] = images[0][perm], labels[0][perm]\n"
+        "return images, labels")}},
+    "drawers_with_replacement": {"load_data.py": {"drawers": (
+        "files = [random.choice(sorted(os.listdir(folder))) for _ in range(k1)]")}},
+    "split_overlap": {"load_data.py": {"split": "self.folders = folders"}},
+    "float64_images": {"load_data.py": {"return": "return images.astype(np.float64), labels"}},
+    "not_inverted": {"load_data.py": {"ink": "image = image / image.max()"}},
+    "leaked_query_labels": {"mann.py": {"mask": "pass"}},
+    "loss_all_rows": {"mann.py": {"loss": "logits = preds.reshape(-1, n)",
+                                  "loss-target": "target = labels.reshape(-1, n).argmax(-1)"}},
+    "wrong_reshape_order": {"mann.py": {"sequence": (
+        "sequence = torch.cat([input_images, shown], dim=-1).transpose(1, 2).reshape(b, k1 * n, -1)")}},
+    "default_init": {"mann.py": {"init": "for layer in ():"}},
+    "two_layer_lstm": {"mann.py": {"layer1": (
+        "self.layer1 = nn.LSTM(num_classes + 784, hidden_dim, num_layers=2, batch_first=True)")}},
+    "flat_output": {"mann.py": {"output": "return out"}},
+    # modelled on bugs of real submissions (issue 16)
+    "split_800_100_723": {"load_data.py": {"split": (
+        "self.metatrain_character_folders = folders[:800]\n"
+        "self.metaval_character_folders = folders[800:900]\n"
+        "self.metatest_character_folders = folders[900:]\n"
+        "self.folders = {'train': self.metatrain_character_folders, 'val': self.metaval_character_folders}"
+        ".get(batch_type, self.metatest_character_folders)")}},
+    "lazy_split_800": {"load_data.py": {  # the split made in _sample from all folders: no list to read
+        "split": "self.all_folders, self.batch_type = folders, batch_type",
+        "classes": ("pool = {'train': self.all_folders[:800], 'val': self.all_folders[800:900]}"
+                    ".get(self.batch_type, self.all_folders[900:])\n"
+                    "classes = random.sample(pool, n)")}},
+    "class_major_reshape": {"load_data.py": {"query-order": (  # built [N, K+1, 784], reshaped as if [K+1, N, 784]
+        "images = np.ascontiguousarray(images.transpose(1, 0, 2)).reshape(k1, n, -1)\n"
+        "order = np.random.permutation(n)")}},
+    "query_drawn_separately": {"load_data.py": {"drawers": (  # the query image may repeat a support image
+        "files = random.sample(sorted(os.listdir(folder)), k1 - 1)\n"
+        "files.append(random.choice(sorted(os.listdir(folder))))")}},
+    "torch_tensors": {"load_data.py": {"return": "return torch.from_numpy(images), torch.from_numpy(labels)"}},
+    "tensors_int64_labels": {"load_data.py": {"return": (
+        "return torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))")}},
+    "int64_labels": {"load_data.py": {"return": "return images, labels.astype(np.int64)"}},
+    "float64_labels": {"load_data.py": {"return": "return images, labels.astype(np.float64)"}},
+}
+
+# Correct submissions written another way the homework allows: full marks on every test.
+CORRECT_VARIANTS = {
+    "self_shapes": {"mann.py": {  # the model's own N and K+1, as most students write it
+        "sequence": ("sequence = torch.cat([input_images, shown], dim=-1)"
+                     ".reshape(b, self.samples_per_class * self.num_classes, -1)"),
+        "output": "return out.reshape(b, self.samples_per_class, self.num_classes, self.num_classes)",
+        "loss": "logits = preds[:, -1].reshape(-1, self.num_classes)",
+        "loss-target": "target = labels[:, -1].reshape(-1, self.num_classes).argmax(-1)"}},
+    "lazy_split": {"load_data.py": {  # the split made in _sample: sizes measured from the pixels alone
+        "split": "self.all_folders, self.batch_type = folders, batch_type",
+        "classes": ("pool = {'train': self.all_folders[:1100], 'val': self.all_folders[1100:1200]}"
+                    ".get(self.batch_type, self.all_folders[1200:])\n"
+                    "classes = random.sample(pool, n)")}},
+}
+
+# A sibling module mann.py imports, and the two ways to import it.
+RNN_MODULE = "from torch import nn\n\n\ndef lstm(inputs, hidden):\n    return nn.LSTM(inputs, hidden, batch_first=True)\n"
+USES_RNN = {"mann.py": {"layer1": "self.layer1 = lstm(num_classes + 784, hidden_dim)"}}
+IMPORT_RNN = {"package": "from .rnn import lstm", "module": "from rnn import lstm"}
+
+
+LAYOUTS = {"submission": "submission", "src": "src/submission", "flat": ""}
+
+
+def make_variant(dest: Path, edits: dict[str, dict[str, str]], prefix: dict[str, str] | None = None,
+                 layout: str = "submission", package: bool | None = None,
+                 extra: dict[str, str] | None = None) -> Path:
+    """Write a copy of the correct submission with ``edits`` applied into ``dest``.
+
+    layout: "submission" (dest/submission/...), "src" (dest/src/submission/),
+    "flat" (files directly in dest) or any folder below dest ("hw1/submission").
+    package: write __init__.py (default: for "src" only). extra: more files
+    beside the two, {name: text}.
+    """
+    code = dest / LAYOUTS.get(layout, layout)
+    code.mkdir(parents=True, exist_ok=True)
+    for source in sorted((CORRECT / "submission").glob("*.py")):
+        lines = source.read_text().splitlines()
+        for marker, replacement in edits.get(source.name, {}).items():
+            tag = f"# GRADER-TEST: {marker}"
+            hits = [i for i, line in enumerate(lines) if line.rstrip().endswith(tag)]
+            assert len(hits) == 1, f"{source.name} has {len(hits)} lines marked {tag}"
+            indent = lines[hits[0]][: len(lines[hits[0]]) - len(lines[hits[0]].lstrip())]
+            lines[hits[0]] = "\n".join(indent + part for part in replacement.splitlines())
+        text = "\n".join(lines) + "\n"
+        if prefix and source.name in prefix:
+            text = prefix[source.name] + "\n" + text
+        (code / source.name).write_text(text)
+    if package or (package is None and layout == "src"):
+        (code / "__init__.py").write_text("")
+    for name, text in (extra or {}).items():
+        (code / name).write_text(text)
+    return dest
+
+
+def copy_correct(dest: Path) -> Path:
+    shutil.copytree(CORRECT, dest)
+    return dest
+
+
+# Training that a correct MANN passes on the synthetic store in a few seconds
+# (the default rubric's 400 steps of B=128, H=128 take minutes).
