@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import mann.training.loop as loop
-from conftest import decode_identity, train_on
+from conftest import corner_store, decode_identity, train_on
 from episodes import EpisodeSampler, UsageError, fixed_episodes, make_split
 from episodes.omniglot import OmniglotStore
 from mann.commands import main
@@ -33,21 +33,6 @@ def learn2learn():
         return import_learn2learn()
     except UsageError as err:
         pytest.skip(f"learn2learn is not importable ({err})")
-
-
-def corner_store(n_background: int = 300, n_evaluation: int = 200, seed: int = 0) -> OmniglotStore:
-    """Characters told apart only by an 8x8 corner pattern, the rest of each image fresh noise.
-
-    An untrained network is swamped by the noise; a trained one learns to look
-    at the corner, so accuracy must rise with training, not merely be high.
-    """
-    rng = np.random.default_rng(seed)
-    n = n_background + n_evaluation
-    images = rng.random((n, 20, 28, 28)) < 0.2
-    corner = rng.random((n, 1, 8, 8)) < 0.5
-    images[:, :, :8, :8] = corner ^ (rng.random((n, 20, 8, 8)) < 0.03)
-    names = tuple(f"C_{i // 20:03d}/character{i % 20 + 1:02d}" for i in range(n))
-    return OmniglotStore((images * 255).astype(np.uint8), names, np.arange(n) < n_background, "corner")
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,11 @@ def add_parser(sub) -> None:
     schedule.add_argument("--eval-every", type=int, help=f"validate every so many steps (MANN: {D.eval_every})")
     schedule.add_argument("--val-episodes", type=int, help=f"fixed validation episodes (MANN: {D.val_episodes})")
     schedule.add_argument("--checkpoint-every", type=int, help=f"steps between checkpoints (default {D.checkpoint_every})")
+    schedule.add_argument("--patience", type=int, help="stop when the validation loss has not improved for this many "
+                          "evaluations, and test the best evaluation's weights (default 0: never stop early)")
+    schedule.add_argument("--refit", action="store_true", default=None,
+                          help="after stopping early, train fresh weights on train+val for the best step plus the "
+                               "patience and test those (Snell et al.'s final models); needs --patience")
     own = p.add_argument_group("the model's own hyperparameters (each applies to one kind of model)")
     own.add_argument("--hidden", type=int, help=f"black-box models: layer1 width / hidden_dim (default {D.hidden})")
     own.add_argument("--no-fast", dest="fast", action="store_false", default=None,
@@ -47,12 +52,15 @@ def add_parser(sub) -> None:
     own.add_argument("--test-adapt-steps", type=int, help="MAML, Meta-SGD, ANIL: inner steps when testing")
     own.add_argument("--first-order", action="store_true", default=None, help="MAML, Meta-SGD, ANIL: first-order meta-gradient")
     own.add_argument("--train-ways", type=int, help="ProtoNets: N of the training episodes (default 60)")
+    own.add_argument("--train-queries", type=int, help="ProtoNets: query images per class in a training episode (default 5)")
     data = p.add_argument_group("data and testing (the same for every model)")
     data.add_argument("--split", default=D.split, help="cs330 | lake (default %(default)s)")
     data.add_argument("--split-seed", type=int, default=D.split_seed, help="seed of the character split (default %(default)s)")
     data.add_argument("--rotations", action="store_true", help="add 90/180/270° rotated copies as new classes")
     data.add_argument("--test-episodes", type=int, default=D.test_episodes, help="fixed test episodes (default %(default)s)")
     data.add_argument("--eval-seed", type=int, default=D.eval_seed, help="seed of the fixed val/test episodes")
+    data.add_argument("--also-test-ways", type=int, nargs="+", metavar="N",
+                      help="also test the final weights on N-way episodes for each N given (e.g. 20)")
     p.add_argument("--device", default=D.device, help="auto | cpu | cuda (default %(default)s)")
     p.add_argument("--out", help="run folder (summary.json, log.csv, checkpoint.pt, model.pt)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
@@ -68,7 +76,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         lr=args.lr, lr_halve_every=args.lr_halve_every, eval_every=args.eval_every, val_episodes=args.val_episodes,
         checkpoint_every=args.checkpoint_every, hidden=args.hidden, fast=args.fast, fast_lr=args.fast_lr,
         adapt_steps=args.adapt_steps, test_adapt_steps=args.test_adapt_steps, first_order=args.first_order,
-        train_ways=args.train_ways, split=args.split, split_seed=args.split_seed, rotations=args.rotations,
+        train_ways=args.train_ways, train_queries=args.train_queries, patience=args.patience, refit=args.refit,
+        also_test_ways=tuple(args.also_test_ways) if args.also_test_ways else None, split=args.split, split_seed=args.split_seed, rotations=args.rotations,
         test_episodes=args.test_episodes, eval_seed=args.eval_seed, device=args.device,
     )
 

@@ -15,10 +15,11 @@ Defaults (each one a flag of ``mann train``):
     learn2learn's MAML Omniglot example. Meta-SGD (Li et al. 2017) learns the
     step sizes (initialised at the MAML step size) and adapts in one step.
   ProtoNets: Snell et al. (2017), Omniglot: Adam 1e-3 halved every 2,000
-    episodes, 60-way training episodes, squared Euclidean distance. Snell
-    et al. use 5 queries per class; an episode here has one, so a step takes
-    5 episodes. Snell et al. stop on validation loss rather than after a fixed
-    count; 20,000 steps is this project's choice.
+    episodes, one 60-way training episode per step with the test shot and 5
+    queries per class, squared Euclidean distance. Snell et al. stop on
+    validation loss rather than after a fixed count (``patience``, and
+    ``refit`` on train+val: the protonets-omniglot preset); 20,000 steps is this
+    project's default without them.
 """
 
 from __future__ import annotations
@@ -42,10 +43,11 @@ PLUGIN_HINT = "or path/to/file.py:ClassName / package.module:ClassName for your 
 KIND_FIELDS = {
     "black-box": ("hidden", "fast"),
     "gradient": ("fast_lr", "adapt_steps", "test_adapt_steps", "first_order"),
-    "metric": ("train_ways",),
+    "metric": ("train_ways", "train_queries"),
 }
 FLAGS = {"hidden": "--hidden", "fast": "--no-fast", "fast_lr": "--fast-lr", "adapt_steps": "--adapt-steps",
-         "test_adapt_steps": "--test-adapt-steps", "first_order": "--first-order", "train_ways": "--train-ways"}
+         "test_adapt_steps": "--test-adapt-steps", "first_order": "--first-order", "train_ways": "--train-ways",
+         "train_queries": "--train-queries"}
 
 
 def is_plugin(model: str) -> bool:
@@ -96,7 +98,7 @@ def published_defaults(model: str, ways: int) -> dict:
         return {"fast": None} if is_plugin(model) else {}
     schedule = dict(eval_every=500, val_episodes=200, hidden=None, fast=None)
     if kind == "metric":
-        return dict(schedule, steps=20_000, batch_size=5, lr=1e-3, train_ways=60, lr_halve_every=2000)
+        return dict(schedule, steps=20_000, batch_size=1, lr=1e-3, train_ways=60, train_queries=5, lr_halve_every=2000)
     wide = ways >= 20
     defaults = dict(
         schedule, steps=60_000, batch_size=16 if wide else 32, lr=3e-3, lr_halve_every=0,

@@ -17,25 +17,27 @@ from mann.models.tasks import Tasks, episode_to_tasks
 
 
 class ProtoNetLearner:
-    """module: the embedding, images float32 [M, 1, S, S] → [M, 64]."""
+    """module: the embedding, images float32 [M, 1, S, S] → [M, 64]; shots: K, the support rows."""
 
-    def __init__(self, generator: torch.Generator) -> None:
+    def __init__(self, generator: torch.Generator, shots: int) -> None:
         self.module: nn.Module = conv4_embedding(generator)
+        self.shots = shots
 
     def scores(self, images: torch.Tensor, labels: torch.Tensor, training: bool) -> torch.Tensor:
-        """Query logits float32 [B, N, N]; batch norm uses running statistics unless training."""
+        """Query logits float32 [B, Q·N, N] for episodes of K+Q rows; batch norm uses running statistics unless training."""
         self.module.train(training)
         with torch.set_grad_enabled(training):
-            return prototype_logits(self.module, episode_to_tasks(images, labels))
+            return prototype_logits(self.module, episode_to_tasks(images, labels, self.shots))
 
 
 def prototype_logits(embed: nn.Module, tasks: Tasks) -> torch.Tensor:
-    """-‖f(query) − prototype‖², float32 [B, N, N]."""
+    """-‖f(query) − prototype‖², float32 [B, Q·N, N]."""
     batch, n_support = tasks.support_y.shape
     ways = tasks.ways
-    z = embed(torch.cat([tasks.support_x.flatten(0, 1), tasks.query_x.flatten(0, 1)]))
+    images = torch.cat([tasks.support_x.flatten(0, 1), tasks.query_x.flatten(0, 1)])
+    z = embed(images.contiguous(memory_format=torch.channels_last))
     support = z[: batch * n_support].view(batch, n_support, -1)
-    query = z[batch * n_support:].view(batch, ways, -1)
+    query = z[batch * n_support:].view(batch, tasks.query_x.shape[1], -1)
     onehot = F.one_hot(tasks.support_y, ways).to(z.dtype)  # [B, K·N, N]
     prototypes = onehot.transpose(1, 2) @ support / onehot.sum(dim=1).unsqueeze(-1)  # [B, N, F]
     # Differences, not cdist: the square root inside cdist has no gradient at distance 0.

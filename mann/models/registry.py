@@ -55,6 +55,6 @@ def build_learner(settings: LearnerSettings, device: torch.device | str = "cpu")
         learner = GradientLearner(settings.model, settings.ways, settings.fast_lr, settings.adapt_steps,
                                   settings.test_adapt_steps, settings.first_order, generator)
     else:
-        learner = ProtoNetLearner(generator)
+        learner = ProtoNetLearner(generator, settings.shots)
     learner.module.to(device)
     return learner

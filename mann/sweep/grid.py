@@ -63,6 +63,8 @@ SETTINGS: dict[str, type] = {
     "split_seed": int,
     "rotations": bool,
     "eval_every": int,
+    "patience": int,
+    "refit": bool,
     "val_episodes": int,
     "test_episodes": int,
     "eval_seed": int,
@@ -74,6 +76,7 @@ PARAMS: dict[str, type] = {
     "steps": int, "batch_size": int, "lr": float, "lr_halve_every": int, "hidden": int, "fast": bool,
     "train_ways": int, "fast_lr": float, "adapt_steps": int, "test_adapt_steps": int, "first_order": bool,
     "eval_every": int, "val_episodes": int, "checkpoint_every": int,
+    "train_queries": int, "patience": int, "refit": bool, "also_test_ways": list,
 }
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 PRESET_FOLDER = "presets"
@@ -344,6 +347,10 @@ def _params(value: Any, where: str) -> dict[str, dict[str, Any]]:
 
 
 def _typed(value: Any, kind: type, what: str):
+    if kind is list:  # a list of integers (also_test_ways)
+        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+            raise UsageError(f"{what} = {value!r} must be a list of integers, e.g. [5, 20]")
+        return list(value)
     if kind is bool:
         if not isinstance(value, bool):
             raise UsageError(f"{what} = {value!r} must be true or false")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from episodes.errors import UsageError
-from episodes.layout import SCHEMES, episode_shape_problems
+from episodes.layout import DRAWERS, SCHEMES, episode_shape_problems
 from mann.models.hyperparameters import (
     FLAGS, KIND_FIELDS, MODELS, is_plugin, model_kind, model_label, published_defaults, resolve_plugin_spec,
 )
@@ -28,8 +28,16 @@ class TrainConfig:
         (``file.py:Class``). batch_size: episodes per step (a meta-batch).
     lr: Adam's learning rate; lr_halve_every: halve it every so many steps (0: never).
     hidden, fast: black-box models only. fast_lr, adapt_steps, test_adapt_steps,
-        first_order: gradient-based models only. train_ways: N of ProtoNets' training
-        episodes (it may train wider than it tests). A field that does not apply is None.
+        first_order: gradient-based models only. train_ways, train_queries: N and the
+        queries per class of ProtoNets' training episodes (it may train wider than it
+        tests). A field that does not apply is None.
+    patience: stop when the validation loss has not improved for this many
+        evaluations in a row (0: never) and test the weights of the best evaluation.
+    refit: after stopping, train fresh weights on train + val for as many steps as
+        the first run took (its best step plus the patience), and test those
+        (Snell et al.'s final models); needs patience.
+    also_test_ways: more N to test the final weights on, each on its own fixed
+        episodes (one ProtoNets model serves the 5- and 20-way tests).
     """
 
     model: str = "mann"
@@ -41,6 +49,7 @@ class TrainConfig:
     lr: float = 1e-3
     lr_halve_every: int = 0
     train_ways: int | None = None
+    train_queries: int | None = None
     fast_lr: float | None = None
     adapt_steps: int | None = None
     test_adapt_steps: int | None = None
@@ -50,14 +59,19 @@ class TrainConfig:
     split_seed: int = 1
     rotations: bool = False
     eval_every: int = 100
+    patience: int = 0
+    refit: bool = False
     val_episodes: int = 250
     test_episodes: int = 1000
+    also_test_ways: tuple[int, ...] = ()
     eval_seed: int = 1234
     checkpoint_every: int = 1000
     device: str = "auto"
     fast: bool | None = True
 
     def __post_init__(self) -> None:
+        if isinstance(self.also_test_ways, list):  # from JSON or TOML
+            object.__setattr__(self, "also_test_ways", tuple(self.also_test_ways))
         raise_first_failure(config_checks(self))
 
     @property
@@ -74,14 +88,23 @@ class TrainConfig:
         """N of the training episodes (ProtoNets' train_ways; the test N for every other model)."""
         return self.train_ways or self.ways
 
+    @property
+    def queries(self) -> int:
+        """Q, the query rows of a training episode (ProtoNets' train_queries; 1 for every other model)."""
+        return self.train_queries or 1
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Every field, JSON-ready (also_test_ways as a list)."""
+        return {**asdict(self), "also_test_ways": list(self.also_test_ways)}
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
         """The config of a summary or checkpoint row (unknown keys ignored; legacy rows are MANN runs)."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        values = {k: v for k, v in values.items() if k in known}
+        if values.get("model") == "protonet" and "train_queries" not in values:
+            values["train_queries"] = 1  # ProtoNets runs from before train_queries had one query row
+        return cls(**values)
 
 
 FIELDS = tuple(f.name for f in fields(TrainConfig))
@@ -140,12 +163,25 @@ def config_checks(c: TrainConfig) -> list[Check]:
     if kind == "metric":
         checks.append((isinstance(c.train_ways, int) and c.train_ways >= 2,
                        f"--train-ways {c.train_ways}: use 2 or more classes"))
+        checks.append((isinstance(c.train_queries, int) and c.train_queries >= 1,
+                       f"--train-queries {c.train_queries}: use 1 or more queries per class"))
+        if isinstance(c.train_queries, int) and isinstance(c.shots, int):
+            checks.append((c.shots + c.train_queries <= DRAWERS,
+                           f"--train-queries {c.train_queries}: K + queries = {c.shots + c.train_queries} distinct "
+                           f"drawers per class, but Omniglot has {DRAWERS}; use --train-queries {DRAWERS - c.shots} "
+                           f"or fewer"))
     checks += [
         (c.steps >= 0, f"--steps {c.steps}: use 0 or more training steps"),
         (c.lr > 0, f"--lr {c.lr}: use a positive learning rate"),
         (c.lr_halve_every >= 0, f"--lr-halve-every {c.lr_halve_every}: use 0 (never) or more steps"),
         (c.split in SCHEMES, f"--split {c.split!r}: choose one of {', '.join(SCHEMES)}"),
         (c.eval_every >= 1, f"--eval-every {c.eval_every}: use 1 or more steps"),
+        (isinstance(c.patience, int) and c.patience >= 0,
+         f"--patience {c.patience}: use 0 (never stop early) or a number of evaluations"),
+        (not c.refit or c.patience > 0, "--refit needs --patience: the refit trains for the length early stopping "
+                                        "chose; add e.g. --patience 200"),
+        (all(isinstance(n, int) and not isinstance(n, bool) and n >= 2 for n in c.also_test_ways),
+         f"--also-test-ways {list(c.also_test_ways)}: use N >= 2 for each"),
         (c.val_episodes >= 1, f"--val-episodes {c.val_episodes}: use 1 or more"),
         (c.test_episodes >= 1, f"--test-episodes {c.test_episodes}: use 1 or more (1000 is the default)"),
         (c.checkpoint_every >= 1, f"--checkpoint-every {c.checkpoint_every}: use 1 or more steps"),

@@ -13,30 +13,41 @@ from mann.training.config import TrainConfig
 
 @dataclass(frozen=True)
 class RunSplits:
-    """train / val / test parts of one split scheme, and the content hash of the store they came from."""
+    """train / val / test parts of one split scheme (and train + val for a refit), and the content
+    hash of the store they came from."""
 
     train: Split
     val: Split
     test: Split
     source: str
+    trainval: Split | None = None
+
+    @property
+    def parts(self) -> tuple[Split, ...]:
+        return tuple(s for s in (self.train, self.val, self.trainval, self.test) if s is not None)
 
     def fingerprints(self) -> dict[str, str]:
-        return {f"{p}_fingerprint": getattr(self, p).fingerprint for p in ("train", "val", "test")}
+        return {f"{s.part}_fingerprint": s.fingerprint for s in self.parts}
 
     def describe(self) -> list[str]:
-        return [s.describe() for s in (self.train, self.val, self.test)]
+        return [s.describe() for s in self.parts]
 
 
 def prepare_splits(store: OmniglotStore, config: TrainConfig) -> RunSplits:
     """The run's three splits; UsageError if one cannot serve its episodes (training at ``training_ways``)."""
-    splits = RunSplits(
-        *(make_split(store, config.split, p, config.split_seed, config.rotations) for p in ("train", "val", "test")),
-        source=store.source,
-    )
-    for split, ways, batch in ((splits.train, config.training_ways, config.batch_size),
-                               (splits.val, config.ways, 1), (splits.test, config.ways, 1)):
+    def part(name: str) -> Split:
+        return make_split(store, config.split, name, config.split_seed, config.rotations)
+
+    splits = RunSplits(part("train"), part("val"), part("test"), store.source,
+                       part("trainval") if config.refit else None)
+    training_shots = config.shots + config.queries - 1
+    needs = [(splits.train, config.training_ways, training_shots, config.batch_size), (splits.val, config.ways, config.shots, 1),
+             *((splits.test, ways, config.shots, 1) for ways in (config.ways, *config.also_test_ways))]
+    if splits.trainval is not None:
+        needs.append((splits.trainval, config.training_ways, training_shots, config.batch_size))
+    for split, ways, shots, batch in needs:
         try:
-            check_episode_shape(ways, config.shots, batch, split.num_classes)
+            check_episode_shape(ways, shots, batch, split.num_classes)
         except UsageError as err:
             raise UsageError(f"{err} (in {split.scheme}/{split.part})") from None
     return splits

@@ -9,6 +9,13 @@ test_episodes, eval_seed)`` — the same episodes for every model of the same N,
 K and split. A run interrupted and resumed gives the numbers of one that was
 not: the checkpoint holds the weights, the optimiser and schedule, the
 sampler's generator and the partial averages of the current log window.
+
+Two options give the protocol of Snell et al. (2017): ``patience`` stops when
+the validation loss has not improved for that many evaluations and keeps the
+best evaluation's weights; ``refit`` then trains fresh weights on train + val
+for the best step plus the patience (the length early stopping chose), without
+validation (val is part of its training data), and tests those. That second
+phase logs to ``log_refit.csv`` and resumes like the first.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from tqdm.auto import tqdm
 from episodes.files import atomic_write, ensure_writable_dir
 from episodes.prefetch import Prefetcher, has_spare_core
 from episodes.sampler import EpisodeSampler, fixed_episodes
+from episodes.splits import Split
 from mann.models.protocol import hide_query_labels, parameter_count, query_hits, query_loss
 from mann.models.registry import build_learner
 from mann.provenance import run_environment
@@ -48,8 +56,9 @@ def train(
 
     config: a checked config (see :func:`mann.training.config.make_config`);
     splits: its prepared splits (:func:`mann.training.data.prepare_splits`).
-    ``on_step(step, steps)``, when given, is called once at the start (with the
-    resumed step) and after every step, so a caller can draw its own progress.
+    ``on_step(step, steps)``, when given, is called once at the start of each
+    phase (with the resumed step) and after every step, so a caller can draw its
+    own progress.
     """
     device = resolve_device(config.device)
     out = ensure_writable_dir(out)
@@ -58,18 +67,93 @@ def train(
     if finished is not None:
         return finished
 
+    checkpoint = out / "checkpoint.pt"
+    state = load_checkpoint(checkpoint, config) if resume and checkpoint.exists() else None
+    val_batches = fixed_episodes(splits.val, config.ways, config.shots, config.val_episodes, config.eval_seed, device)
+    if state is None or state.get("phase", 1) == 1:
+        first = run_phase(config, 1, splits.train, val_batches, config.steps, device, out, state, progress, on_step)
+        state = None
+    else:
+        first = state["first_phase"]
+        if state["model"] is None:  # stopped between the phases: the refit starts afresh
+            state = None
+    result = first
+    if config.refit:
+        refit_steps = first["best_step"] + config.patience * config.eval_every
+        result = run_phase(config, 2, splits.trainval, None, refit_steps, device, out, state, progress, on_step,
+                           first_phase=first)
+
+    learner = result["learner"]
+    if result.get("best_model") is not None:
+        learner.module.load_state_dict(result["best_model"])
+    tests = {}
+    for ways in (config.ways, *config.also_test_ways):
+        batches = fixed_episodes(splits.test, ways, config.shots, config.test_episodes, config.eval_seed, device)
+        accuracy, loss = evaluate(learner, batches, progress=progress, desc=f"test N={ways}")
+        tests[ways] = (*mean_ci95(accuracy), loss)
+    state_dict = learner.module.state_dict()
+    atomic_write(out / "model.pt", lambda f: torch.save(state_dict, f))
+    mean, ci, test_loss = tests[config.ways]
+    log_rows = first["log"]
+    steps_run = result["steps"] - result["start_step"]
+    summary = {
+        **config.to_dict(),
+        "parameters": parameter_count(learner.module),
+        **splits.fingerprints(),
+        "test_accuracy": mean,
+        "test_ci95": ci,
+        "test_loss": test_loss,
+        **{f"{key}_N{ways}": value for ways in config.also_test_ways
+           for key, value in zip(("test_accuracy", "test_ci95", "test_loss"), tests[ways])},
+        "val_accuracy": log_rows[-1]["val_acc"] if log_rows else None,
+        "final_train_loss": result["log"][-1]["train_loss"] if result["log"] else None,
+        **({"best_step": first["best_step"], "stopped_step": first["steps"],
+            "best_val_loss": first["best_loss"]} if config.patience else {}),
+        **({"refit_steps": result["steps"], "first_phase_time_s": first["train_time"]} if config.refit else {}),
+        "train_time_s": first["train_time"] + (result["train_time"] if config.refit else 0.0),
+        "resumed_from_step": result["start_step"],
+        "resumed_train_time_s": result["elapsed_before"],
+        "steps_per_s": steps_run / max(result["train_time"] - result["elapsed_before"], 1e-9) if steps_run else None,
+        **run_environment(device, splits.source),
+    }
+    write_summary(out, summary)
+    return summary
+
+
+def run_phase(
+    config: TrainConfig,
+    phase: int,
+    split: Split,
+    val_batches: list | None,
+    steps: int,
+    device: torch.device,
+    out: Path,
+    state: dict | None,
+    progress: bool,
+    on_step: Callable[[int, int], None] | None,
+    first_phase: dict | None = None,
+) -> dict:
+    """Train fresh weights (or the checkpoint ``state``'s) on ``split`` for up to ``steps`` steps.
+
+    Phase 1 validates on ``val_batches`` every ``eval_every`` steps and, with
+    ``patience``, stops early and keeps the best weights; phase 2 (the refit)
+    has no validation. Returns {"learner", "best_model" (a state_dict or None),
+    "best_step", "best_loss", "steps" (the last step run), "start_step", "log",
+    "train_time", "elapsed_before"}; ``first_phase`` (phase 1's result without
+    its learner) is kept in phase 2's checkpoints.
+    """
     learner = build_learner(config, device)
     optimizer = torch.optim.Adam(learner.module.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, config.lr_halve_every, 0.5) if config.lr_halve_every else None
-    sampler = EpisodeSampler(splits.train, config.training_ways, config.shots, config.batch_size, config.seed, device)
-    val_batches = fixed_episodes(splits.val, config.ways, config.shots, config.val_episodes, config.eval_seed, device)
+    queries = config.queries
+    sampler = EpisodeSampler(split, config.training_ways, config.shots + queries - 1, config.batch_size, config.seed,
+                             device)
 
     start_step, log_rows, elapsed = 0, [], 0.0
+    best = {"loss": float("inf"), "step": 0, "wait": 0, "model": None}
     # Sums over the steps since the last log row, kept on the device: a .item() per step would stall a GPU.
     window = {"loss": torch.zeros((), device=device), "acc": torch.zeros((), device=device), "steps": 0}
-    checkpoint = out / "checkpoint.pt"
-    if resume and checkpoint.exists():
-        state = load_checkpoint(checkpoint, config)
+    if state is not None:
         learner.module.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if schedule is not None:
@@ -78,19 +162,24 @@ def train(
         if "window" in state:  # checkpoints from before the window was saved start a fresh one
             window = {"loss": state["window"]["loss"].to(device), "acc": state["window"]["acc"].to(device),
                       "steps": state["window"]["steps"]}
+        best = state.get("best", best)
         start_step, log_rows, elapsed = state["step"], list(state["log"]), float(state["elapsed"])
+    log_file = out / ("log.csv" if phase == 1 else "log_refit.csv")
+    stopped = best["wait"] > config.patience > 0 if phase == 1 else False
 
     # Started after a resume has restored the generator.
     batches = Prefetcher(sampler, background=has_spare_core(device))
-    bar = tqdm(total=config.steps, initial=start_step, disable=not progress, dynamic_ncols=True,
-               desc=f"train {config.label} N={config.ways} K={config.shots}"
-               + (f" H={config.hidden}" if config.hidden is not None else ""))
+    bar = tqdm(total=steps, initial=start_step, disable=not progress, dynamic_ncols=True,
+               desc=("refit on train+val " if phase == 2 else "train ") + f"{config.label} N={config.ways} "
+               f"K={config.shots}" + (f" H={config.hidden}" if config.hidden is not None else ""))
     if on_step is not None:
-        on_step(start_step, config.steps)
+        on_step(start_step, steps)
     t0 = time.perf_counter() - elapsed
-    for step in range(start_step + 1, config.steps + 1):
+    step = start_step
+    while step < steps and not stopped:
+        step += 1
         images, labels = batches.next()
-        logits = learner.scores(images, hide_query_labels(labels), training=True)
+        logits = learner.scores(images, hide_query_labels(labels, queries), training=True)
         loss = query_loss(logits, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -102,54 +191,55 @@ def train(
         window["steps"] += 1
         bar.update(1)
         if on_step is not None:
-            on_step(step, config.steps)
-        if step % config.eval_every == 0 or step == config.steps:
-            val_acc, val_loss = evaluate(learner, val_batches)
-            row = {
-                "step": step,
-                "train_loss": window["loss"].item() / window["steps"],
-                "train_acc": window["acc"].item() / window["steps"],
-                "val_loss": val_loss,
-                "val_acc": float(val_acc.mean()),
-                "wall_s": time.perf_counter() - t0,
-            }
+            on_step(step, steps)
+        if step % config.eval_every == 0 or step == steps:
+            row = {"step": step, "train_loss": window["loss"].item() / window["steps"],
+                   "train_acc": window["acc"].item() / window["steps"]}
+            if val_batches is not None:
+                val_acc, val_loss = evaluate(learner, val_batches)
+                row.update(val_loss=val_loss, val_acc=float(val_acc.mean()))
+                if val_loss < best["loss"]:
+                    best = {"loss": val_loss, "step": step, "wait": 0,
+                            "model": clone_state(learner.module) if config.patience else None}
+                else:
+                    best["wait"] += 1
+                stopped = best["wait"] > config.patience > 0
+            row["wall_s"] = time.perf_counter() - t0
             log_rows.append(row)
-            write_log(out / "log.csv", log_rows)
-            bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=f"{row['val_acc']:.3f}")
+            write_log(log_file, log_rows)
+            bar.set_postfix(loss=f"{row['train_loss']:.3f}",
+                            **({"val_acc": f"{row['val_acc']:.3f}"} if "val_acc" in row else {}))
             window["loss"].zero_()
             window["acc"].zero_()
             window["steps"] = 0
-        if step % config.checkpoint_every == 0 or step == config.steps:
-            save_checkpoint(checkpoint, {
-                "config": config.to_dict(), "step": step, "model": learner.module.state_dict(),
+        if step % config.checkpoint_every == 0 or step == steps or stopped:
+            save_checkpoint(out / "checkpoint.pt", {
+                "config": config.to_dict(), "phase": phase, "step": step, "model": learner.module.state_dict(),
                 "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict() if schedule else None,
-                "sampler_generator": batches.state(), "window": {**window}, "log": log_rows,
-                "elapsed": time.perf_counter() - t0,
+                "sampler_generator": batches.state(), "window": {**window}, "log": log_rows, "best": best,
+                "elapsed": time.perf_counter() - t0, "first_phase": first_phase,
             })
     bar.close()
     batches.close()
-    train_time = time.perf_counter() - t0
-
-    test_batches = fixed_episodes(splits.test, config.ways, config.shots, config.test_episodes, config.eval_seed, device)
-    test_acc, test_loss = evaluate(learner, test_batches, progress=progress)
-    mean, ci = mean_ci95(test_acc)
-    state_dict = learner.module.state_dict()
-    atomic_write(out / "model.pt", lambda f: torch.save(state_dict, f))
-    steps_run = config.steps - start_step
-    summary = {
-        **config.to_dict(),
-        "parameters": parameter_count(learner.module),
-        **splits.fingerprints(),
-        "test_accuracy": mean,
-        "test_ci95": ci,
-        "test_loss": test_loss,
-        "val_accuracy": log_rows[-1]["val_acc"] if log_rows else None,
-        "final_train_loss": log_rows[-1]["train_loss"] if log_rows else None,
-        "train_time_s": train_time,
-        "resumed_from_step": start_step,
-        "resumed_train_time_s": elapsed,
-        "steps_per_s": steps_run / max(train_time - elapsed, 1e-9) if steps_run else None,
-        **run_environment(device, splits.source),
+    result = {
+        "learner": learner, "best_model": best["model"] if phase == 1 and config.patience else None,
+        "best_step": best["step"], "best_loss": best["loss"], "steps": step, "start_step": start_step,
+        "log": log_rows, "train_time": time.perf_counter() - t0, "elapsed_before": elapsed,
     }
-    write_summary(out, summary)
-    return summary
+    if phase == 1 and config.refit:
+        # The refit starts from its own fresh weights; phase 1's are only a record now.
+        save_checkpoint(out / "checkpoint.pt", {
+            "config": config.to_dict(), "phase": 2, "step": 0, "first_phase": without_learner(result),
+            "model": None, "log": [], "elapsed": 0.0,
+        })
+    return result
+
+
+def clone_state(module: torch.nn.Module) -> dict:
+    """A copy of the module's state_dict that later steps do not change."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def without_learner(result: dict) -> dict:
+    """Phase 1's result as it is kept in phase 2's checkpoints (no weights)."""
+    return {k: v for k, v in result.items() if k not in ("learner", "best_model")}
