@@ -279,3 +279,25 @@ def test_mann_train_trains_a_baseline_and_resumes_it(synthetic_root, tmp_path, c
     assert code == 2 and "already holds a finished run" in err
     code, _, _ = run_cli([*argv(6), "--resume"], capsys)
     assert code == 0 and json.loads((out / "summary.json").read_text())["resumed_from_step"] == 4
+
+
+def test_protonet_embedding_computes_the_papers_values_in_its_faster_order():
+    # Max-pooling before the ReLU (and channels-last weights) is an optimisation, not a new model:
+    # the paper's order with the same weights gives the same embeddings and gradients.
+    from mann.models.nets import conv4_embedding
+
+    ours = conv4_embedding(torch.Generator().manual_seed(0))
+    paper = conv4_embedding(torch.Generator().manual_seed(0), as_published=True)
+    assert ours.state_dict().keys() == paper.state_dict().keys()
+    x = torch.rand(12, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    for net in (ours, paper):
+        net.train()
+    a, b = ours(x.contiguous(memory_format=torch.channels_last)), paper(x)
+    assert torch.allclose(a, b, atol=1e-5)
+    a.pow(2).sum().backward()
+    b.pow(2).sum().backward()
+    # float32 rounding differs between the orders: compare against the largest gradient
+    # (conv biases before BN have a true gradient of 0, so only noise to compare there).
+    scale = max(q.grad.abs().max().item() for q in paper.parameters())
+    for (name, p), q in zip(ours.named_parameters(), paper.parameters()):
+        assert (p.grad - q.grad).abs().max().item() <= 1e-5 * scale, name

@@ -4,6 +4,9 @@
   file-reading generator (cached and uncached) vs learn2learn's ``Taskset`` with
   ``FusedNWaysKShots``;
 * model step (forward + backward + Adam): the trainer's path vs stock ``nn.LSTM``;
+* ProtoNets step on Snell et al.'s 60-way training episode (K support + 5 queries
+  per class): the embedding as this project runs it (pool before ReLU,
+  channels-last) vs the paper's layer order in the default memory format;
 * end to end: ``mann train`` steps/s and peak memory vs a starter-style loop
   (a DataLoader over the per-episode generator, stock MANN), each in its own
   process so peak resident memory is its own.
@@ -36,6 +39,9 @@ from mann.bench.starter_sampler import StarterStyleGenerator
 from mann.models.fast_lstm import fast_forward
 from mann.models.l2l import import_learn2learn
 from mann.models.mann import MANN, loss_function
+from mann.models.nets import conv4_embedding
+from mann.models.protocol import hide_query_labels, query_loss
+from mann.models.protonet import ProtoNetLearner
 from mann.training.config import make_config
 from mann.training.data import prepare_splits
 from mann.training.loop import train
@@ -50,9 +56,12 @@ class BenchPlan:
     hidden: int = 128
     seconds: float = 1.0  # time budget of one measurement
     e2e_steps: int = 200
+    protonet_shots: tuple[int, ...] = (1, 5)
 
 
-QUICK = BenchPlan(sampler_shapes=((5, 1),), model_shapes=((5, 1),), seconds=0.3, e2e_steps=30)
+QUICK = BenchPlan(sampler_shapes=((5, 1),), model_shapes=((5, 1),), seconds=0.3, e2e_steps=30, protonet_shots=(1,))
+# Snell et al.'s training episodes: 60 classes, 5 queries per class.
+PROTONET_WAYS, PROTONET_QUERIES = 60, 5
 
 
 def machine() -> dict:
@@ -154,6 +163,35 @@ def model_step_times(plan: BenchPlan) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def protonet_step_times(plan: BenchPlan) -> pd.DataFrame:
+    """Milliseconds per ProtoNets training step (one 60-way episode, K + 5 rows) of each embedding."""
+    rows = []
+    gen = torch.Generator().manual_seed(0)
+    for shots in plan.protonet_shots:
+        episode_rows = shots + PROTONET_QUERIES
+        images = torch.rand(1, episode_rows, PROTONET_WAYS, IMAGE_DIM, generator=gen)
+        labels = torch.eye(PROTONET_WAYS).expand(1, episode_rows, PROTONET_WAYS, PROTONET_WAYS).contiguous()
+        hidden = hide_query_labels(labels, PROTONET_QUERIES)
+        times = {}
+        for name, published in (("paper's layer order, NCHW (reference)", True),
+                                ("mann-bench: pool before ReLU, channels-last", False)):
+            learner = ProtoNetLearner(gen, shots)
+            learner.module = conv4_embedding(torch.Generator().manual_seed(0), as_published=published)
+            optimizer = torch.optim.Adam(learner.module.parameters(), lr=1e-3)
+
+            def step(learner=learner, optimizer=optimizer):
+                optimizer.zero_grad(set_to_none=True)
+                query_loss(learner.scores(images, hidden, training=True), labels).backward()
+                optimizer.step()
+
+            times[name] = seconds_per_call(step, plan.seconds) * 1e3
+        reference = times["paper's layer order, NCHW (reference)"]
+        for name, ms in times.items():
+            rows.append({"N": PROTONET_WAYS, "K": shots, "queries": PROTONET_QUERIES, "path": name, "ms/step": ms,
+                         "speed-up vs reference": reference / ms})
+    return pd.DataFrame(rows)
+
+
 def peak_rss_mib() -> float:
     """This process's peak resident memory in MiB.
 
@@ -186,6 +224,11 @@ def in_fresh_process(target: Callable, *args):
         return queue.get()
     finally:
         proc.join()
+
+
+def _protonet_child(plan: BenchPlan, threads: int, queue) -> None:
+    torch.set_num_threads(threads)
+    queue.put(protonet_step_times(plan))
 
 
 def _model_child(plan: BenchPlan, threads: int, queue) -> None:
@@ -261,6 +304,9 @@ def run_benchmarks(
             if "model" in parts:
                 progress("model: timing training steps in a fresh process ...")
                 tables["model"] = in_fresh_process(_model_child, plan, torch.get_num_threads())
+            if "protonet" in parts:
+                progress("protonet: timing 60-way training steps in a fresh process ...")
+                tables["protonet"] = in_fresh_process(_protonet_child, plan, torch.get_num_threads())
             if "e2e" in parts:
                 progress("end to end: training in fresh processes ...")
                 tables["e2e"] = end_to_end(data_root, tree, plan, torch.get_num_threads())
@@ -272,7 +318,8 @@ def run_benchmarks(
 
 def format_tables(tables: dict[str, pd.DataFrame], info: dict, command: str) -> str:
     """All tables as one Markdown document, with the machine and the command."""
-    titles = {"sampler": "Sampler (episodes/s)", "model": "Model step (forward + backward + Adam)", "e2e": "End to end"}
+    titles = {"sampler": "Sampler (episodes/s)", "model": "Model step (forward + backward + Adam)",
+              "protonet": "ProtoNets step (one 60-way episode, 5 queries per class)", "e2e": "End to end"}
     lines = ["# mann-bench benchmarks", "", "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), "",
              "Command:", "", "```", command, "```", ""]
     for key, table in tables.items():
