@@ -117,7 +117,7 @@ def test_the_same_flags_find_the_same_folder_and_other_flags_another():
     name = lambda *a: spec_from_args(build_parser().parse_args(["sweep", *a])).name  # noqa: E731
     assert name("--ways", "2", "3") == name("--ways", "2", "3")
     assert name("--ways", "2", "3") != name("--ways", "2", "4")
-    assert set(preset_names()) == {"baselines", "cs330", "quick"}
+    assert set(preset_names()) == {"baselines", "cs330", "protonets-omniglot", "quick"}
 
 
 # ------------------------------------------------------------------------------------------------ bad input
@@ -125,7 +125,7 @@ def test_the_same_flags_find_the_same_folder_and_other_flags_another():
 @pytest.mark.parametrize(
     "flags,match",
     [
-        (["--preset", "cs331"], "unknown preset.*cs330, quick"),
+        (["--preset", "cs331"], "unknown preset.*cs330, protonets-omniglot, quick"),
         (["--ways", "2", "--shots", "1", "20"], "K <= 19"),
         (["--config", "{missing}"], "cannot read it"),
         (["--config", "{bad_toml}"], "not valid TOML"),
@@ -342,3 +342,32 @@ def test_a_killed_worker_fails_only_its_cells_and_a_rerun_completes_them(store, 
     rerun = run_sweep(spec, store, tmp_path / "results", tmp_path / "runs", progress=False)
     assert rerun.ran == len(outcome.failed) and not rerun.failed
     assert ResultStore(tmp_path / "results" / "killed").finished() == set(latest)
+
+
+def test_carried_checkpoints_resume_a_sweep_on_a_fresh_clone(store, serial, tmp_path):
+    # carry_checkpoints keeps each unfinished cell's checkpoint in the (committed) result store:
+    # with the run folders gone, as on a fresh clone, the same sweep resumes mid-cell.
+    from mann.sweep.cell_runner import run_cell
+
+    spec = spec_from_mapping({"ways": [2, 3], "shots": [1], "hidden": [8], "seeds": [0, 1], **TINY,
+                              "carry_checkpoints": True}, "test", name="tiny")
+
+    class StopsMidCell:
+        def run(self, store, cells, run_dirs, emit):
+            def stop(step, steps):
+                if step == 15:  # after the checkpoint of step 10
+                    raise KeyboardInterrupt
+            cell = cells[0]
+            emit("start", cell.id, None)
+            run_cell(cell, store, run_dirs[cell.id], on_step=stop)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(spec, store, tmp_path / "results", tmp_path / "runs", executor=StopsMidCell(), progress=False)
+    carried = sorted((tmp_path / "results" / "tiny" / "checkpoints").iterdir())
+    assert len(carried) == 1
+    shutil.rmtree(tmp_path / "runs")
+    run_sweep(spec, store, tmp_path / "results", tmp_path / "runs", progress=False)
+    rows = ResultStore(tmp_path / "results" / "tiny").latest()
+    assert rows[carried[0].stem]["resumed_from_step"] == 10
+    assert outcome_rows(tmp_path / "results" / "tiny") == outcome_rows(serial)
+    assert not (tmp_path / "results" / "tiny" / "checkpoints").exists()  # deleted once the cells finished

@@ -26,6 +26,10 @@ SUMMARY_FIELDS = (
     "val_accuracy", "final_train_loss", "train_time_s", "resumed_from_step", "steps_per_s", "device", "threads",
     "data_source",
 )
+# Kept when the run has them: early stopping and the refit, and the tests at more N (test_accuracy_N20 ...).
+PROTOCOL_FIELDS = ("trainval_fingerprint", "best_step", "stopped_step", "best_val_loss", "refit_steps",
+                   "first_phase_time_s")
+EXTRA_TEST_PREFIXES = ("test_accuracy_N", "test_ci95_N", "test_loss_N")
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ def run_cell(
         **_row_base(cell, run_dir),
         "host": platform.node(),
         **{k: summary.get(k) for k in SUMMARY_FIELDS},
+        **{k: v for k, v in summary.items() if k in PROTOCOL_FIELDS or k.startswith(EXTRA_TEST_PREFIXES)},
         "status": "ok",
         "error": None,
         # A resumed cell's time includes the training its checkpoint carried over from earlier invocations.

@@ -71,6 +71,10 @@ SETTINGS: dict[str, type] = {
     "checkpoint_every": int,
     "fast": bool,
 }
+# How the sweep runs, not what a cell computes (not part of any cell's identity).
+OPTIONS: dict[str, type] = {
+    "carry_checkpoints": bool,  # keep unfinished cells' checkpoints in the store (mann.sweep.carry)
+}
 # What a [params.<model>] table may set: the model's hyperparameters and its schedule.
 PARAMS: dict[str, type] = {
     "steps": int, "batch_size": int, "lr": float, "lr_halve_every": int, "hidden": int, "fast": bool,
@@ -111,6 +115,7 @@ class SweepSpec:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = "flags"
     device: str = "auto"
+    options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -119,6 +124,7 @@ class SweepSpec:
             "blocks": [{k: (list(v) if isinstance(v, tuple) else v) for k, v in b.items()} for b in self.blocks],
             "settings": dict(self.settings),
             "params": self.params,
+            **({"options": dict(self.options)} if self.options else {}),
         }
 
 
@@ -213,7 +219,7 @@ def cell_label(model: str, values: Mapping[str, Any]) -> str:
 
 def spec_from_mapping(mapping: Mapping[str, Any], where: str, name: str | None = None, device: str = "auto") -> SweepSpec:
     """Check a flags/file/preset mapping and turn it into a SweepSpec; UsageError names the bad key."""
-    known = {"name", "grid", "params", *AXES, *SETTINGS}
+    known = {"name", "grid", "params", *AXES, *SETTINGS, *OPTIONS}
     unknown = sorted(set(mapping) - known)
     if unknown:
         raise UsageError(
@@ -234,9 +240,11 @@ def spec_from_mapping(mapping: Mapping[str, Any], where: str, name: str | None =
         axes = {a: _axis_values(v, a, here) for a, v in block.items() if a != "params"}
         blocks.append({**top, **axes, **({"params": _params(block["params"], here)} if "params" in block else {})})
     settings = {key: _setting_value(mapping[key], key, where) for key in SETTINGS if key in mapping}
+    options = {key: _typed(mapping[key], OPTIONS[key], f"{where}: {key}") for key in OPTIONS if key in mapping}
     params = _params(mapping.get("params", {}), where)
     chosen = name if name is not None else mapping.get("name")
-    spec = SweepSpec(name="", blocks=tuple(blocks), settings=settings, params=params, source=where, device=device)
+    spec = SweepSpec(name="", blocks=tuple(blocks), settings=settings, params=params, source=where, device=device,
+                     options=options)
     return replace(spec, name=check_name(chosen) if chosen is not None else default_name(spec))
 
 

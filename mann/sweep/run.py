@@ -26,6 +26,7 @@ from episodes.omniglot import OmniglotStore
 from episodes.splits import split_indices
 from mann.provenance import wall_clock_start
 from mann.stats import format_ci
+from mann.sweep.carry import CheckpointMirror, restore
 from mann.sweep.cell_runner import CellResult
 from mann.sweep.executors import SerialExecutor
 from mann.sweep.grid import Cell, SweepSpec, costliest_first, expand
@@ -107,11 +108,19 @@ def run_sweep(
 
         record_session("running")
 
+        run_dirs = {c.id: runs / c.id for c in todo}
+        mirror = None
+        if spec.options.get("carry_checkpoints"):
+            restore(results.folder, run_dirs)
+            mirror = CheckpointMirror(results.folder, run_dirs).start()
+
         def emit(kind: str, cell_id: str, payload) -> None:
             nonlocal ran
             if kind == "done":
                 result: CellResult = payload
                 results.add(result.row, result.log_csv)
+                if mirror is not None and result.row["status"] == "ok":
+                    mirror.cell_finished(cell_id)
                 ran += 1
                 if result.row["status"] != "ok":
                     failed.append(result.row)
@@ -125,9 +134,11 @@ def run_sweep(
         status = "interrupted"
         try:
             if todo:  # nothing to do must not start worker processes or a Ray cluster
-                executor.run(store, todo, {c.id: runs / c.id for c in todo}, emit)
+                executor.run(store, todo, run_dirs, emit)
             status = "finished"
         finally:
+            if mirror is not None:
+                mirror.stop()
             bars.close()
             record_session(status)
         wall = time.perf_counter() - start
