@@ -65,7 +65,8 @@ def test_early_stopping_stops_after_the_patience_and_tests_the_best_weights(hard
     assert len(rows) == best + 1 + 4 and summary["stopped_step"] == int(rows[-1]["step"]) < 400
     run = load_run(tmp_path)  # model.pt holds the best evaluation's weights, not the last ones
     splits_val = make_split(hard_store, "lake", "val")
-    _, val_loss = evaluate(run.learner, fixed_episodes(splits_val, 5, 1, 10, config.eval_seed))
+    q = config.validation_queries  # 15, Snell et al.'s validation episodes
+    _, val_loss = evaluate(run.learner, fixed_episodes(splits_val, 5, q, 10, config.eval_seed), queries=q)
     assert val_loss == pytest.approx(losses[best], rel=1e-5)
 
 
@@ -115,3 +116,14 @@ def test_one_model_is_tested_at_several_n_on_the_fixed_episodes(hard_store, tmp_
     assert summary["test_accuracy_N10"] == pytest.approx(float(accuracy.mean()))
     assert summary["test_loss_N10"] == pytest.approx(loss)
     assert summary["also_test_ways"] == [10]
+
+
+def test_validation_with_several_queries_per_class_scores_every_query(hard_store, tmp_path):
+    config = make_config("protonet", 5, steps=4, eval_every=2, batch_size=2, val_queries=3, **QUICK)
+    train_on(config, hard_store, tmp_path, progress=False)
+    run = load_run(tmp_path)
+    val = make_split(hard_store, "lake", "val")
+    batches = fixed_episodes(val, 5, 1 + 3 - 1, 10, config.eval_seed)  # K + 3 rows per episode
+    accuracy, loss = evaluate(run.learner, batches, queries=3)
+    last = log(tmp_path / "log.csv")[-1]
+    assert float(last["val_loss"]) == pytest.approx(loss) and float(last["val_acc"]) == pytest.approx(accuracy.mean())

@@ -53,6 +53,7 @@ def add_parser(sub) -> None:
     own.add_argument("--first-order", action="store_true", default=None, help="MAML, Meta-SGD, ANIL: first-order meta-gradient")
     own.add_argument("--train-ways", type=int, help="ProtoNets: N of the training episodes (default 60)")
     own.add_argument("--train-queries", type=int, help="ProtoNets: query images per class in a training episode (default 5)")
+    own.add_argument("--val-queries", type=int, help="ProtoNets: query images per class in a validation episode (default 15)")
     data = p.add_argument_group("data and testing (the same for every model)")
     data.add_argument("--split", default=D.split, help="cs330 | lake (default %(default)s)")
     data.add_argument("--split-seed", type=int, default=D.split_seed, help="seed of the character split (default %(default)s)")
@@ -76,7 +77,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         lr=args.lr, lr_halve_every=args.lr_halve_every, eval_every=args.eval_every, val_episodes=args.val_episodes,
         checkpoint_every=args.checkpoint_every, hidden=args.hidden, fast=args.fast, fast_lr=args.fast_lr,
         adapt_steps=args.adapt_steps, test_adapt_steps=args.test_adapt_steps, first_order=args.first_order,
-        train_ways=args.train_ways, train_queries=args.train_queries, patience=args.patience, refit=args.refit,
+        train_ways=args.train_ways, train_queries=args.train_queries, val_queries=args.val_queries, patience=args.patience, refit=args.refit,
         also_test_ways=tuple(args.also_test_ways) if args.also_test_ways else None, split=args.split, split_seed=args.split_seed, rotations=args.rotations,
         test_episodes=args.test_episodes, eval_seed=args.eval_seed, device=args.device,
     )

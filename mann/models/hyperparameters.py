@@ -16,7 +16,8 @@ Defaults (each one a flag of ``mann train``):
     step sizes (initialised at the MAML step size) and adapts in one step.
   ProtoNets: Snell et al. (2017), Omniglot: Adam 1e-3 halved every 2,000
     episodes, one 60-way training episode per step with the test shot and 5
-    queries per class, squared Euclidean distance. Snell et al. stop on
+    queries per class, squared Euclidean distance; validation on episodes of
+    15 queries per class. Snell et al. stop on
     validation loss rather than after a fixed count (``patience``, and
     ``refit`` on train+val: the protonets-omniglot preset); 20,000 steps is this
     project's default without them.
@@ -43,11 +44,11 @@ PLUGIN_HINT = "or path/to/file.py:ClassName / package.module:ClassName for your 
 KIND_FIELDS = {
     "black-box": ("hidden", "fast"),
     "gradient": ("fast_lr", "adapt_steps", "test_adapt_steps", "first_order"),
-    "metric": ("train_ways", "train_queries"),
+    "metric": ("train_ways", "train_queries", "val_queries"),
 }
 FLAGS = {"hidden": "--hidden", "fast": "--no-fast", "fast_lr": "--fast-lr", "adapt_steps": "--adapt-steps",
          "test_adapt_steps": "--test-adapt-steps", "first_order": "--first-order", "train_ways": "--train-ways",
-         "train_queries": "--train-queries"}
+         "train_queries": "--train-queries", "val_queries": "--val-queries"}
 
 
 def is_plugin(model: str) -> bool:
@@ -98,7 +99,8 @@ def published_defaults(model: str, ways: int) -> dict:
         return {"fast": None} if is_plugin(model) else {}
     schedule = dict(eval_every=500, val_episodes=200, hidden=None, fast=None)
     if kind == "metric":
-        return dict(schedule, steps=20_000, batch_size=1, lr=1e-3, train_ways=60, train_queries=5, lr_halve_every=2000)
+        return dict(schedule, steps=20_000, batch_size=1, lr=1e-3, train_ways=60, train_queries=5,
+                    val_queries=15, lr_halve_every=2000)
     wide = ways >= 20
     defaults = dict(
         schedule, steps=60_000, batch_size=16 if wide else 32, lr=3e-3, lr_halve_every=0,

@@ -30,7 +30,8 @@ class TrainConfig:
     hidden, fast: black-box models only. fast_lr, adapt_steps, test_adapt_steps,
         first_order: gradient-based models only. train_ways, train_queries: N and the
         queries per class of ProtoNets' training episodes (it may train wider than it
-        tests). A field that does not apply is None.
+        tests); val_queries: queries per class of its validation episodes. A field
+        that does not apply is None.
     patience: stop when the validation loss has not improved for this many
         evaluations in a row (0: never) and test the weights of the best evaluation.
     refit: after stopping, train fresh weights on train + val for as many steps as
@@ -50,6 +51,7 @@ class TrainConfig:
     lr_halve_every: int = 0
     train_ways: int | None = None
     train_queries: int | None = None
+    val_queries: int | None = None
     fast_lr: float | None = None
     adapt_steps: int | None = None
     test_adapt_steps: int | None = None
@@ -93,6 +95,11 @@ class TrainConfig:
         """Q, the query rows of a training episode (ProtoNets' train_queries; 1 for every other model)."""
         return self.train_queries or 1
 
+    @property
+    def validation_queries(self) -> int:
+        """The query rows of a validation episode (ProtoNets' val_queries; 1 for every other model)."""
+        return self.val_queries or 1
+
     def to_dict(self) -> dict:
         """Every field, JSON-ready (also_test_ways as a list)."""
         return {**asdict(self), "also_test_ways": list(self.also_test_ways)}
@@ -102,8 +109,9 @@ class TrainConfig:
         """The config of a summary or checkpoint row (unknown keys ignored; legacy rows are MANN runs)."""
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in values.items() if k in known}
-        if values.get("model") == "protonet" and "train_queries" not in values:
-            values["train_queries"] = 1  # ProtoNets runs from before train_queries had one query row
+        if values.get("model") == "protonet":  # ProtoNets runs from before these fields had one query row
+            values.setdefault("train_queries", 1)
+            values.setdefault("val_queries", 1)
         return cls(**values)
 
 
@@ -165,11 +173,13 @@ def config_checks(c: TrainConfig) -> list[Check]:
                        f"--train-ways {c.train_ways}: use 2 or more classes"))
         checks.append((isinstance(c.train_queries, int) and c.train_queries >= 1,
                        f"--train-queries {c.train_queries}: use 1 or more queries per class"))
-        if isinstance(c.train_queries, int) and isinstance(c.shots, int):
-            checks.append((c.shots + c.train_queries <= DRAWERS,
-                           f"--train-queries {c.train_queries}: K + queries = {c.shots + c.train_queries} distinct "
-                           f"drawers per class, but Omniglot has {DRAWERS}; use --train-queries {DRAWERS - c.shots} "
-                           f"or fewer"))
+        checks.append((isinstance(c.val_queries, int) and c.val_queries >= 1,
+                       f"--val-queries {c.val_queries}: use 1 or more queries per class"))
+        for flag, q in (("--train-queries", c.train_queries), ("--val-queries", c.val_queries)):
+            if isinstance(q, int) and isinstance(c.shots, int):
+                checks.append((c.shots + q <= DRAWERS,
+                               f"{flag} {q}: K + queries = {c.shots + q} distinct drawers per class, but Omniglot "
+                               f"has {DRAWERS}; use {flag} {DRAWERS - c.shots} or fewer"))
     checks += [
         (c.steps >= 0, f"--steps {c.steps}: use 0 or more training steps"),
         (c.lr > 0, f"--lr {c.lr}: use a positive learning rate"),

@@ -41,7 +41,7 @@ def prepare_splits(store: OmniglotStore, config: TrainConfig) -> RunSplits:
     splits = RunSplits(part("train"), part("val"), part("test"), store.source,
                        part("trainval") if config.refit else None)
     training_shots = config.shots + config.queries - 1
-    needs = [(splits.train, config.training_ways, training_shots, config.batch_size), (splits.val, config.ways, config.shots, 1),
+    needs = [(splits.train, config.training_ways, training_shots, config.batch_size), (splits.val, config.ways, config.shots + config.validation_queries - 1, 1),
              *((splits.test, ways, config.shots, 1) for ways in (config.ways, *config.also_test_ways))]
     if splits.trainval is not None:
         needs.append((splits.trainval, config.training_ways, training_shots, config.batch_size))

@@ -69,7 +69,8 @@ def train(
 
     checkpoint = out / "checkpoint.pt"
     state = load_checkpoint(checkpoint, config) if resume and checkpoint.exists() else None
-    val_batches = fixed_episodes(splits.val, config.ways, config.shots, config.val_episodes, config.eval_seed, device)
+    val_batches = fixed_episodes(splits.val, config.ways, config.shots + config.validation_queries - 1,
+                                 config.val_episodes, config.eval_seed, device)
     if state is None or state.get("phase", 1) == 1:
         first = run_phase(config, 1, splits.train, val_batches, config.steps, device, out, state, progress, on_step)
         state = None
@@ -196,7 +197,7 @@ def run_phase(
             row = {"step": step, "train_loss": window["loss"].item() / window["steps"],
                    "train_acc": window["acc"].item() / window["steps"]}
             if val_batches is not None:
-                val_acc, val_loss = evaluate(learner, val_batches)
+                val_acc, val_loss = evaluate(learner, val_batches, queries=config.validation_queries)
                 row.update(val_loss=val_loss, val_acc=float(val_acc.mean()))
                 if val_loss < best["loss"]:
                     best = {"loss": val_loss, "step": step, "wait": 0,

@@ -1,0 +1,49 @@
+"""The papers' recipes shipped as presets: a changed value fails here, naming the paper's."""
+
+from __future__ import annotations
+
+import pytest
+
+from mann.sweep.grid import expand, preset_mapping, spec_from_mapping
+
+# (key path, the value of the paper's public code, where it is set there)
+PROTONETS = [
+    (("split",), ["vinyals"], "run_train.py --data.split vinyals"),
+    (("resize",), "nearest", "protonets/data/omniglot.py: PIL resize of the 1-bit PNGs"),
+    (("ways",), [5], "--data.test_way 5"),
+    (("shots",), [1, 5], "--data.shot 1 / 5 (the test shot is the training shot)"),
+    (("eval_every",), 100, "--data.train_episodes 100 per epoch"),
+    (("patience",), 200, "--train.patience 200"),
+    (("refit",), True, "trainval.py: retrain on trainval"),
+    (("test_episodes",), 1000, "run_eval.py --data.test_episodes 1000"),
+    (("val_episodes",), 100, "--data.test_episodes 100 validation episodes per epoch"),
+    (("params", "protonet", "val_queries"), 15, "--data.test_query 15"),
+    (("params", "protonet", "train_ways"), 60, "--data.way 60"),
+    (("params", "protonet", "train_queries"), 5, "--data.query 5"),
+    (("params", "protonet", "batch_size"), 1, "one episode per step"),
+    (("params", "protonet", "lr"), 0.001, "--train.learning_rate 0.001"),
+    (("params", "protonet", "lr_halve_every"), 2000, "--train.decay_every 20 epochs x 100 episodes, gamma 0.5"),
+    (("params", "protonet", "steps"), 1_000_000, "--train.epochs 10000 x 100 episodes"),
+    (("params", "protonet", "also_test_ways"), [20], "the 20-way tests of the same models"),
+]
+
+
+def lookup(mapping, path):
+    for key in path:
+        mapping = mapping[key]
+    return mapping
+
+
+@pytest.mark.parametrize("path, paper, where", PROTONETS, ids=[".".join(p) for p, _, _ in PROTONETS])
+def test_protonets_preset_is_snell_et_als_recipe(path, paper, where):
+    value = lookup(preset_mapping("protonets-omniglot"), path)
+    assert value == paper, f"{'.'.join(path)} = {value!r}, but Snell et al. (2017) use {paper!r} ({where})"
+
+
+def test_protonets_preset_is_one_cell_per_shot_tested_at_5_and_20_ways():
+    cells = expand(spec_from_mapping(preset_mapping("protonets-omniglot"), "preset protonets-omniglot"))
+    assert [(c.config.ways, c.config.shots, c.config.also_test_ways) for c in cells] == [(5, 1, (20,)), (5, 5, (20,))]
+    for cell in cells:
+        c = cell.config
+        assert (c.model, c.split, c.train_ways, c.train_queries, c.patience, c.refit) == \
+            ("protonet", "vinyals", 60, 5, 200, True)
