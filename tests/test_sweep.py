@@ -365,9 +365,10 @@ def test_carried_checkpoints_resume_a_sweep_on_a_fresh_clone(store, serial, tmp_
         run_sweep(spec, store, tmp_path / "results", tmp_path / "runs", executor=StopsMidCell(), progress=False)
     carried = sorted((tmp_path / "results" / "tiny" / "checkpoints").iterdir())
     assert len(carried) == 1
+    assert (carried[0] / "checkpoint.pt").exists() and (carried[0] / "log.csv").read_text().count("\n") == 2
     shutil.rmtree(tmp_path / "runs")
     run_sweep(spec, store, tmp_path / "results", tmp_path / "runs", progress=False)
     rows = ResultStore(tmp_path / "results" / "tiny").latest()
-    assert rows[carried[0].stem]["resumed_from_step"] == 10
+    assert rows[carried[0].name]["resumed_from_step"] == 10
     assert outcome_rows(tmp_path / "results" / "tiny") == outcome_rows(serial)
     assert not (tmp_path / "results" / "tiny" / "checkpoints").exists()  # deleted once the cells finished
