@@ -13,15 +13,19 @@ from mann.training.config import TrainConfig
 
 @dataclass(frozen=True)
 class RunSplits:
-    """train / val / test parts of one split scheme, and the content hash of the store they came from."""
+    """train / val / test parts of one split scheme, and the content hash and resize of the store they came from."""
 
     train: Split
     val: Split
     test: Split
     source: str
+    resize: str = "lanczos"
 
     def fingerprints(self) -> dict[str, str]:
-        return {f"{p}_fingerprint": getattr(self, p).fingerprint for p in ("train", "val", "test")}
+        """The summary fields naming the data: each part's fingerprint, and the store's resize
+        (two stores that differ only in it hold different pixels under equal fingerprints)."""
+        return {**{f"{p}_fingerprint": getattr(self, p).fingerprint for p in ("train", "val", "test")},
+                "resize": self.resize}
 
     def describe(self) -> list[str]:
         return [s.describe() for s in (self.train, self.val, self.test)]
@@ -32,6 +36,7 @@ def prepare_splits(store: OmniglotStore, config: TrainConfig) -> RunSplits:
     splits = RunSplits(
         *(make_split(store, config.split, p, config.split_seed, config.rotations) for p in ("train", "val", "test")),
         source=store.source,
+        resize=store.resize,
     )
     for split, ways, batch in ((splits.train, config.training_ways, config.batch_size),
                                (splits.val, config.ways, 1), (splits.test, config.ways, 1)):
