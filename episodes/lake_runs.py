@@ -29,7 +29,7 @@ import torch
 
 from episodes.errors import UsageError
 from episodes.layout import LAKE_ARCHIVE
-from episodes.omniglot import decode_png
+from episodes.omniglot import check_resize, decode_png
 
 RUNS = 20
 WAYS = 20
@@ -62,24 +62,28 @@ class LakeRun:
         ]
 
 
-def read_lake_runs(path: str | Path, image_size: int = 28) -> list[LakeRun]:
+def read_lake_runs(path: str | Path, image_size: int = 28, resize: str = "lanczos") -> list[LakeRun]:
     """The 20 runs of ``all_runs.zip``, each checked whole before anything is scored.
+
+    resize: the store pipeline to decode with ("lanczos" | "nearest"), the one
+    the scored model was trained on.
 
     Raises UsageError naming the archive and the problem when it is missing,
     truncated, not a zip, or lacks a run, an image or a well-formed label file.
     """
+    check_resize(resize)
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: no such file; point --archive at all_runs.zip (or {_FIX})")
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
-            return [_read_run(archive, names, f"run{r:02d}", image_size, path) for r in range(1, RUNS + 1)]
+            return [_read_run(archive, names, f"run{r:02d}", image_size, resize, path) for r in range(1, RUNS + 1)]
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
         raise UsageError(f"{path} is not a readable zip ({err}); it may be truncated: {_FIX}") from None
 
 
-def _read_run(archive: zipfile.ZipFile, names: set[str], run: str, size: int, path: Path) -> LakeRun:
+def _read_run(archive: zipfile.ZipFile, names: set[str], run: str, size: int, resize: str, path: Path) -> LakeRun:
     labels_file = f"{run}/class_labels.txt"
     if labels_file not in names:
         raise UsageError(f"{path}: {labels_file} is missing (20 runs run01..run20 are expected); {_FIX}")
@@ -98,19 +102,21 @@ def _read_run(archive: zipfile.ZipFile, names: set[str], run: str, size: int, pa
         labels[item - 1] = cls - 1
     if sorted(labels.tolist()) != list(range(WAYS)):
         raise UsageError(f"{path}: {labels_file} does not give each of the {WAYS} classes one test item; {_FIX}")
-    training = _decode_all(archive, names, [f"{run}/training/class{c:02d}.png" for c in range(1, WAYS + 1)], size, path)
-    test = _decode_all(archive, names, [f"{run}/test/item{i:02d}.png" for i in range(1, WAYS + 1)], size, path)
+    training = _decode_all(archive, names, [f"{run}/training/class{c:02d}.png" for c in range(1, WAYS + 1)], size,
+                           resize, path)
+    test = _decode_all(archive, names, [f"{run}/test/item{i:02d}.png" for i in range(1, WAYS + 1)], size, resize, path)
     return LakeRun(run, training, test, labels)
 
 
-def _decode_all(archive: zipfile.ZipFile, names: set[str], files: list[str], size: int, path: Path) -> np.ndarray:
+def _decode_all(archive: zipfile.ZipFile, names: set[str], files: list[str], size: int, resize: str,
+                path: Path) -> np.ndarray:
     out = []
     for name in files:
         if name not in names:
             raise UsageError(f"{path}: {name} is missing; {_FIX}")
         png = archive.read(name)  # a damaged archive raises here, reported by read_lake_runs
         try:
-            out.append(decode_png(png, size))
+            out.append(decode_png(png, size, resize))
         except Exception as err:  # Pillow raises several types for a damaged PNG
             raise UsageError(f"{path}: {name} is not a readable PNG ({err}); {_FIX}") from None
     return np.stack(out)

@@ -11,8 +11,12 @@ from episodes.errors import UsageError
 IMAGE_SIZE = 28  # side of the stored images (the assignment's 28x28)
 IMAGE_DIM = IMAGE_SIZE * IMAGE_SIZE  # 784: one flattened image
 DRAWERS = 20  # Omniglot has 20 drawings (drawers) of every character
-SCHEMES = ("cs330", "lake")  # the named splits of episodes.splits
-PARTS = ("train", "val", "test")
+SCHEMES = ("cs330", "lake", "vinyals")  # the named splits of episodes.splits
+# trainval: train and val together, what the papers train their final models on.
+PARTS = ("train", "val", "trainval", "test")
+RUN_PARTS = ("train", "val", "test")  # the parts one training run uses
+# How the store shrinks the 105x105 1-bit PNGs (episodes.omniglot.decode_png).
+RESIZES = ("lanczos", "nearest")
 LAKE_ARCHIVE = "all_runs.zip"  # the 20 official one-shot runs (episodes.lake_runs)
 
 

@@ -3,8 +3,15 @@
 The store keeps every image of the 1623 characters at 28x28 as uint8 with ink=255
 and background=0 (the assignment's and MAML's convention after scaling: ink
 ≈ 1.0, background 0.0). Decoding the 32,460 PNGs takes a few seconds, so the
-result is cached as one ``.npz`` keyed by the sources' content and the image
-size; a second load reads ~25 MB and takes well under a second.
+result is cached as one ``.npz`` keyed by the sources' content, the image
+size and the resize; a second load reads ~25 MB and takes well under a second.
+
+Two resize pipelines (``resize=``): "lanczos" (the default) converts the 1-bit
+PNG to greyscale and resizes with Lanczos, so strokes keep anti-aliased grey
+edges; "nearest" resizes the 1-bit original with nearest-neighbour, which is
+what the published ProtoNets and MAML code get from Pillow (Pillow resizes
+mode "1" images with nearest-neighbour whatever filter is named), so pixels
+are 0 or 255 only.
 
 Sources are looked up in this order: the ``root`` argument, ``$OMNIGLOT_ROOT``,
 then ``$XDG_CACHE_HOME/mann-bench/omniglot`` (default ``~/.cache/...``). In a
@@ -29,7 +36,7 @@ from PIL import Image
 
 from episodes.errors import UsageError
 from episodes.files import atomic_write_bytes
-from episodes.layout import DRAWERS, IMAGE_SIZE
+from episodes.layout import DRAWERS, IMAGE_SIZE, RESIZES
 
 SETS = ("images_background", "images_evaluation")
 N_CHARACTERS = {"images_background": 964, "images_evaluation": 659}
@@ -53,12 +60,14 @@ class OmniglotStore:
     characters: C names ``"<Alphabet>/characterNN"``, sorted.
     background: bool [C], True for the 964 characters of images_background.
     source: a short hash of the sources' content, for provenance.
+    resize: how the PNGs were resized to S ("lanczos" | "nearest", see decode_png).
     """
 
     images: np.ndarray
     characters: tuple[str, ...]
     background: np.ndarray
     source: str
+    resize: str = "lanczos"
 
     @property
     def image_size(self) -> int:
@@ -98,8 +107,13 @@ def load_omniglot(
     download: bool = True,
     use_cache: bool = True,
     verify: bool = True,
+    resize: str = "lanczos",
 ) -> OmniglotStore:
     """Load all 1623 characters x 20 drawers as a decoded :class:`OmniglotStore`.
+
+    resize: "lanczos" (greyscale, then Lanczos: grey stroke edges) or "nearest"
+    (nearest-neighbour on the 1-bit original, as the ProtoNets/MAML code did:
+    0/255 only); see :func:`decode_png`.
 
     verify=False accepts any tree of the original layout whatever its size
     (a subset, or a synthetic tree in tests); the default insists on the
@@ -110,15 +124,18 @@ def load_omniglot(
     """
     if image_size < 1:
         raise UsageError(f"image size {image_size} is not positive; use e.g. 28")
+    check_resize(resize)
     root = resolve_root(root)
     sources = [_find_source(root, name, download) for name in SETS]
     key = _content_key(sources, image_size)
     # Unverified subsets get their own cache entries.
     key = key if verify else f"{key}-subset"
-    cached = cache_dir() / f"omniglot-{image_size}px-{key}.npz"
+    cached = cache_dir() / cache_name(image_size, key, resize)
     if use_cache and cached.is_file():
         try:
-            return _read_cache(cached)
+            store = _read_cache(cached)
+            if store.resize == resize:
+                return store
         except Exception:  # a damaged cache is rebuilt, never trusted
             pass
     images, names, background = [], [], []
@@ -126,7 +143,7 @@ def load_omniglot(
         files = _read_set(src, name, verify)
         for character in sorted(files):
             drawers = files[character]
-            images.append(np.stack([decode_png(drawers[d], image_size) for d in sorted(drawers)]))
+            images.append(np.stack([decode_png(drawers[d], image_size, resize) for d in sorted(drawers)]))
             names.append(character)
             background.append(name == "images_background")
     order = np.argsort(names, kind="stable")
@@ -135,10 +152,24 @@ def load_omniglot(
         characters=tuple(names[i] for i in order),
         background=np.asarray(background, dtype=bool)[order],
         source=key,
+        resize=resize,
     )
     if use_cache:
         _write_cache(cached, store)
     return store
+
+
+def check_resize(resize: object) -> None:
+    """UsageError unless ``resize`` names one of the pipelines of :func:`decode_png`."""
+    if resize not in RESIZES:
+        raise UsageError(f"unknown resize {resize!r}; choose one of {', '.join(RESIZES)} (--resize)")
+
+
+def cache_name(image_size: int, key: str, resize: str) -> str:
+    """The cache file of one store; the lanczos name is the one used before resize existed,
+    so those caches stay valid."""
+    tag = "" if resize == "lanczos" else f"-{resize}"
+    return f"omniglot-{image_size}px{tag}-{key}.npz"
 
 
 def _find_source(root: Path, name: str, download: bool) -> Path:
@@ -235,19 +266,27 @@ def _check_shape(files: dict[str, dict[int, bytes]], src: Path, name: str, verif
         )
 
 
-def decode_png(png: bytes, size: int) -> np.ndarray:
+def decode_png(png: bytes, size: int, resize: str = "lanczos") -> np.ndarray:
     """One Omniglot PNG as uint8 [size, size], ink=255: the store's preprocessing.
 
     Anything else scored beside the store's images (the 20 one-shot runs) is
     decoded here too, so a model sees the same pixels either way.
 
-    Converted to greyscale *before* resizing: Pillow silently resizes 1-bit
-    images with nearest-neighbour whatever filter is asked for.
+    "lanczos": converted to greyscale *before* resizing, because Pillow silently
+    resizes 1-bit images with nearest-neighbour whatever filter is asked for.
+    "nearest": the 1-bit original resized with nearest-neighbour, exactly what
+    ``Image.open(png).resize((size, size))`` gives the ProtoNets/MAML code;
+    values 0 and 255 only.
     """
+    check_resize(resize)
     with Image.open(io.BytesIO(png)) as im:
-        grey = im.convert("L")
-        if grey.size != (size, size):
-            grey = grey.resize((size, size), Image.Resampling.LANCZOS)
+        if resize == "nearest":
+            small = im if im.size == (size, size) else im.resize((size, size), Image.Resampling.NEAREST)
+            grey = small.convert("L")
+        else:
+            grey = im.convert("L")
+            if grey.size != (size, size):
+                grey = grey.resize((size, size), Image.Resampling.LANCZOS)
         return 255 - np.asarray(grey, dtype=np.uint8)
 
 
@@ -270,6 +309,8 @@ def _read_cache(path: Path) -> OmniglotStore:
             characters=tuple(str(c) for c in z["characters"]),
             background=z["background"],
             source=str(z["source"]),
+            # Caches written before resize existed hold lanczos images.
+            resize=str(z["resize"]) if "resize" in z.files else "lanczos",
         )
 
 
@@ -281,6 +322,7 @@ def _write_cache(path: Path, store: OmniglotStore) -> None:
         characters=np.asarray(store.characters),
         background=store.background,
         source=np.asarray(store.source),
+        resize=np.asarray(store.resize),
     )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

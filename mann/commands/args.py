@@ -5,15 +5,24 @@ from __future__ import annotations
 import argparse
 
 import episodes
+from episodes.layout import RESIZES
 
 
-def add_data_args(parser: argparse.ArgumentParser) -> None:
+def add_data_args(parser: argparse.ArgumentParser, resize: bool = True) -> None:
+    """--data-root and --no-download; with resize, also --resize (for commands that load the store via load_store)."""
     parser.add_argument(
         "--data-root", default=None,
         help="folder holding images_background/images_evaluation (zips or folders); default $OMNIGLOT_ROOT, "
         "else ~/.cache/mann-bench/omniglot (downloaded when missing)",
     )
     parser.add_argument("--no-download", action="store_true", help="never download Omniglot")
+    if not resize:
+        return
+    parser.add_argument(
+        "--resize", choices=RESIZES, default="lanczos",
+        help="how the 105x105 PNGs become 28x28: lanczos (greyscale then Lanczos, grey stroke edges; default) or "
+        "nearest (nearest-neighbour on the 1-bit original, 0/255 only, as the ProtoNets/MAML code did)",
+    )
 
 
 def add_threads_arg(parser: argparse.ArgumentParser) -> None:
@@ -22,4 +31,4 @@ def add_threads_arg(parser: argparse.ArgumentParser) -> None:
 
 def load_store(args: argparse.Namespace):
     """The Omniglot store the data flags point at (UsageError if it is missing and cannot be fetched)."""
-    return episodes.load_omniglot(args.data_root, download=not args.no_download)
+    return episodes.load_omniglot(args.data_root, download=not args.no_download, resize=args.resize)

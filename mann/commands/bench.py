@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
     p.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS))
     p.add_argument("--quick", action="store_true", help="one shape, short timings (a smoke run)")
     p.add_argument("--out", default=None, help="folder for bench.md and one CSV per table")
-    add_data_args(p)
+    add_data_args(p, resize=False)  # the benchmarks time the default (lanczos) store
     add_threads_arg(p)
     p.set_defaults(run=run)
 

@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default=None, help="also write lake.csv and lake.md there")
     p.add_argument("--command", default=None, help="the command that produced the runs, written under the table")
     p.add_argument("--device", default="cpu", help="cpu | cuda (default %(default)s)")
-    add_data_args(p)
+    add_data_args(p, resize=False)  # each run's images are decoded with the resize its model was trained on
     p.set_defaults(run=run)
 
 

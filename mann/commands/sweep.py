@@ -52,7 +52,7 @@ def add_parser(sub) -> None:
                          help={"models": "models (mann, protonet, maml-cnn, ..., or file.py:Class)", "ways": "N values", "shots": "K values", "hidden": "hidden sizes",
                                "seeds": "seeds (weights and training episodes)", "lr": "Adam learning rates",
                                "steps": "training step counts", "batch_size": "episodes per step",
-                               "split": "cs330 | lake"}[dest])
+                               "split": "cs330 | lake | vinyals"}[dest])
     settings = p.add_argument_group("settings shared by every cell (default: each model's, as mann train; "
                                     "a model's own hyperparameters go in a TOML [params.<model>] table)")
     for flag, dest in _SETTING_FLAGS:

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from episodes.splits import CS330_SIZES, PARTS as SPLITS
+from episodes.splits import CS330_SIZES
 from mann.grading import coverage
 from mann.grading.check import Check, Problems, Verdict, fail
 from mann.grading.image_index import UNKNOWN
 from mann.grading.reference import Reference
 from mann.grading.runner import Probe, RunResult
 from episodes.layout import IMAGE_DIM
+
+SPLITS = ("train", "val", "test")  # the splits the assignment's DataGenerator accepts
 
 
 def sample_probe(configs: list[tuple[int, int, str]], episodes: int, seed: int, folder_lists: bool = False) -> Probe:

@@ -27,10 +27,12 @@ from mann.training.run_folder import load_run, read_summary
 
 @dataclass(frozen=True)
 class LakeModel:
-    """A trained learner ready to score the runs, and its label in the table."""
+    """A trained learner ready to score the runs, its label in the table, and the store
+    resize it was trained on (the runs are decoded the same way)."""
 
     label: str
     learner: Learner
+    resize: str = "lanczos"
 
 
 def load_lake_model(folder: str | Path, device: str = "cpu") -> LakeModel:
@@ -72,7 +74,8 @@ def load_lake_model(folder: str | Path, device: str = "cpu") -> LakeModel:
               f"{WAYS}-way 1-shot runs all the same", file=sys.stderr)
     name = f"{run.config.label} H={run.config.hidden}" if run.config.hidden is not None else run.config.label
     label = name if folder.name == run.config.label else f"{name} ({folder.name})"
-    return LakeModel(label, run.learner)
+    # Runs from before the resize field were trained on the lanczos store.
+    return LakeModel(label, run.learner, summary.get("resize", "lanczos"))
 
 
 def lake_error_table(runs: list[LakeRun], accuracies: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -95,8 +98,10 @@ def lake_error_table(runs: list[LakeRun], accuracies: dict[str, np.ndarray]) -> 
 
 
 def score_lake_runs(folders: list[str | Path], archive: str | Path, device: str = "cpu") -> tuple[list[LakeRun], dict[str, np.ndarray]]:
-    """Every model (all checked before any is scored) on every run: per-run accuracy."""
+    """Every model (all checked before any is scored) on every run, decoded with the resize
+    the model was trained on: per-run accuracy."""
     models = [load_lake_model(f, device) for f in folders]
-    runs = read_lake_runs(archive)
-    images, labels = lake_episodes(runs, device)
-    return runs, {m.label: evaluate(m.learner, [(images, labels)])[0] for m in models}
+    decoded = {r: read_lake_runs(archive, resize=r) for r in dict.fromkeys(m.resize for m in models)}
+    episodes = {r: lake_episodes(runs, device) for r, runs in decoded.items()}
+    scores = {m.label: evaluate(m.learner, [episodes[m.resize]])[0] for m in models}
+    return decoded[models[0].resize], scores

@@ -185,6 +185,9 @@ def config_checks(c: TrainConfig) -> list[Check]:
         (c.lr > 0, f"--lr {c.lr}: use a positive learning rate"),
         (c.lr_halve_every >= 0, f"--lr-halve-every {c.lr_halve_every}: use 0 (never) or more steps"),
         (c.split in SCHEMES, f"--split {c.split!r}: choose one of {', '.join(SCHEMES)}"),
+        (not (c.split == "vinyals" and c.rotations),
+         "--rotations does not apply to --split vinyals: its lists already hold every character at "
+         "0/90/180/270 degrees as four classes; drop --rotations"),
         (c.eval_every >= 1, f"--eval-every {c.eval_every}: use 1 or more steps"),
         (isinstance(c.patience, int) and c.patience >= 0,
          f"--patience {c.patience}: use 0 (never stop early) or a number of evaluations"),

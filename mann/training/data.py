@@ -14,20 +14,23 @@ from mann.training.config import TrainConfig
 @dataclass(frozen=True)
 class RunSplits:
     """train / val / test parts of one split scheme (and train + val for a refit), and the content
-    hash of the store they came from."""
+    hash and resize of the store they came from."""
 
     train: Split
     val: Split
     test: Split
     source: str
     trainval: Split | None = None
+    resize: str = "lanczos"
 
     @property
     def parts(self) -> tuple[Split, ...]:
         return tuple(s for s in (self.train, self.val, self.trainval, self.test) if s is not None)
 
     def fingerprints(self) -> dict[str, str]:
-        return {f"{s.part}_fingerprint": s.fingerprint for s in self.parts}
+        """The summary fields naming the data: each part's fingerprint, and the store's resize
+        (two stores that differ only in it hold different pixels under equal fingerprints)."""
+        return {**{f"{s.part}_fingerprint": s.fingerprint for s in self.parts}, "resize": self.resize}
 
     def describe(self) -> list[str]:
         return [s.describe() for s in self.parts]
@@ -39,7 +42,7 @@ def prepare_splits(store: OmniglotStore, config: TrainConfig) -> RunSplits:
         return make_split(store, config.split, name, config.split_seed, config.rotations)
 
     splits = RunSplits(part("train"), part("val"), part("test"), store.source,
-                       part("trainval") if config.refit else None)
+                       part("trainval") if config.refit else None, store.resize)
     training_shots = config.shots + config.queries - 1
     needs = [(splits.train, config.training_ways, training_shots, config.batch_size), (splits.val, config.ways, config.shots + config.validation_queries - 1, 1),
              *((splits.test, ways, config.shots, 1) for ways in (config.ways, *config.also_test_ways))]
