@@ -87,3 +87,15 @@ def test_console_script_is_installed(tmp_path):
     result = subprocess.run([sys.executable, "-m", "mann.commands", "train", "--ways", "0", "--out", str(tmp_path)],
                             capture_output=True, text=True, env=env)
     assert result.returncode == 2 and "mann: error: --ways 0" in result.stderr
+
+
+def test_sweep_reproduce_line_keeps_a_non_default_resize():
+    import argparse
+
+    from mann.commands import sweep
+
+    parser = argparse.ArgumentParser()
+    sweep.add_parser(parser.add_subparsers())
+    line = sweep.command_line(parser.parse_args(["sweep", "--split", "vinyals", "--resize", "nearest"]))
+    assert "--resize nearest" in line and "--split vinyals" in line
+    assert "--resize" not in sweep.command_line(parser.parse_args(["sweep", "--split", "vinyals"]))
