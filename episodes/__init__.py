@@ -9,7 +9,7 @@ errors.py     UsageError: a mistake the user can fix (one line, exit status 2)
 layout.py     image size, drawers, the N/K rules (pure Python)
 files.py      atomic writes and writable-folder checks, for every layer above
 omniglot.py   locate / download / verify / decode Omniglot into a cached uint8 store
-splits.py     named, reproducible class splits (cs330, lake) with fingerprints
+splits.py     named, reproducible class splits (cs330, lake, vinyals) with fingerprints
 sampler.py    EpisodeSampler: images [B, K+1, N, 784], labels [B, K+1, N, N]; fixed_episodes
 prefetch.py   draws the next batch beside the training step when a core is free
 png_tree.py   the store written as the assignment's 28x28 PNG tree (for graded code)

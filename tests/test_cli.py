@@ -29,6 +29,8 @@ def run_cli(args, capsys):
         (["--split", "imagenet"], "--split 'imagenet'"),
         (["--device", "tpu"], "--device 'tpu'"),
         (["--ways", "101", "--split", "cs330"], "larger than the split's 100 classes"),
+        (["--split", "vinyals", "--rotations"], "lists already hold every character at 0/90/180/270 degrees"),
+        (["--split", "vinyals"], "vinyals needs the full Omniglot"),
     ],
 )
 def test_bad_training_flags(flags, match, synthetic_root, tmp_path, capsys):
@@ -59,7 +61,25 @@ def test_train_writes_summary_with_test_accuracy(tmp_path, synthetic_root, capsy
         capsys,
     )
     assert code == 0 and "test accuracy" in stdout
-    assert 0 <= json.loads((out / "summary.json").read_text())["test_accuracy"] <= 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert 0 <= summary["test_accuracy"] <= 1 and summary["resize"] == "lanczos"
+
+
+def test_data_shows_the_resize_and_why_a_split_is_unavailable(synthetic_root, capsys):
+    code, out, _ = run_cli(["data", "--data-root", str(synthetic_root), "--resize", "nearest"], capsys)
+    assert code == 0 and "28x28 (nearest resize)" in out
+    assert "split cs330/trainval (seed 1): 1200 classes" in out
+    # The synthetic tree's names are not Omniglot's, so the vinyals lists cannot be matched.
+    assert "split vinyals: not available:" in out and "full Omniglot" in out
+
+
+def test_run_splits_carry_the_stores_resize(easy_store):
+    from dataclasses import replace
+
+    from mann.training import make_config, prepare_splits
+
+    splits = prepare_splits(replace(easy_store, resize="nearest"), make_config("mann", 2, shots=1))
+    assert splits.fingerprints()["resize"] == "nearest" and splits.resize == "nearest"
 
 
 def test_console_script_is_installed(tmp_path):
@@ -67,3 +87,15 @@ def test_console_script_is_installed(tmp_path):
     result = subprocess.run([sys.executable, "-m", "mann.commands", "train", "--ways", "0", "--out", str(tmp_path)],
                             capture_output=True, text=True, env=env)
     assert result.returncode == 2 and "mann: error: --ways 0" in result.stderr
+
+
+def test_sweep_reproduce_line_keeps_a_non_default_resize():
+    import argparse
+
+    from mann.commands import sweep
+
+    parser = argparse.ArgumentParser()
+    sweep.add_parser(parser.add_subparsers())
+    line = sweep.command_line(parser.parse_args(["sweep", "--split", "vinyals", "--resize", "nearest"]))
+    assert "--resize nearest" in line and "--split vinyals" in line
+    assert "--resize" not in sweep.command_line(parser.parse_args(["sweep", "--split", "vinyals"]))

@@ -216,3 +216,25 @@ def test_lake_error_rate_matches_the_model_accuracy(store, synthetic_runs, tmp_p
     assert np.array_equal(errors, np.rint(20 * (1 - accuracy)).astype(int))
     mean = float(table[f"{label}: error %"][20].split(" ± ")[0])
     assert mean == pytest.approx(100 * errors.sum() / 400, abs=0.05)
+
+
+def test_each_model_is_scored_on_runs_decoded_with_its_own_resize(store, synthetic_runs, tmp_path, monkeypatch):
+    import json
+
+    import mann.reporting.lake as lake
+
+    path, _, _ = synthetic_runs
+    lanczos = mann_run(store, tmp_path / "lanczos")
+    nearest = mann_run(store, tmp_path / "nearest")
+    summary = json.loads((nearest / "summary.json").read_text())
+    (nearest / "summary.json").write_text(json.dumps({**summary, "resize": "nearest"}))
+    decoded = []
+    monkeypatch.setattr(lake, "read_lake_runs", lambda archive, resize: decoded.append(resize) or read_lake_runs(archive, resize=resize))
+    _, accuracies = lake.score_lake_runs([lanczos, nearest], path)
+    assert decoded == ["lanczos", "nearest"] and len(accuracies) == 2
+
+
+def test_nearest_runs_are_0_or_255(synthetic_runs):
+    path, _, _ = synthetic_runs
+    runs = read_lake_runs(path, resize="nearest")
+    assert set(np.unique(np.stack([r.training for r in runs]))) <= {0, 255}

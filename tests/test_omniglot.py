@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import zipfile
 
@@ -141,3 +142,57 @@ def test_offline_download_failure_names_the_setting(tmp_path, monkeypatch):
     monkeypatch.setattr(om.urllib.request, "urlopen", offline)
     with pytest.raises(UsageError, match="OMNIGLOT_ROOT"):
         load_omniglot(tmp_path / "fresh")
+
+
+def test_nearest_is_pillows_default_resize_of_the_1bit_png_inverted():
+    from PIL import Image
+
+    from episodes.omniglot import decode_png
+
+    png = png_bytes(np.random.default_rng(1).random((105, 105)) > 0.3)
+    nearest = decode_png(png, 28, "nearest")
+    with Image.open(io.BytesIO(png)) as im:
+        assert im.mode == "1"
+        # What the ProtoNets/MAML code call: the default filter on a mode "1" image.
+        papers = 255 - np.asarray(im.resize((28, 28)).convert("L"), dtype=np.uint8)
+    np.testing.assert_array_equal(nearest, papers)
+    assert set(np.unique(nearest)) <= {0, 255}
+
+
+def test_nearest_store_is_0_or_255_and_differs_from_lanczos(small_zip_root):
+    lanczos = load_omniglot(small_zip_root, download=False, verify=False)
+    nearest = load_omniglot(small_zip_root, download=False, verify=False, resize="nearest")
+    assert (lanczos.resize, nearest.resize) == ("lanczos", "nearest")
+    assert set(np.unique(nearest.images)) == {0, 255}
+    assert len(np.unique(lanczos.images)) > 2 and (lanczos.images != nearest.images).any()
+    assert nearest.characters == lanczos.characters and nearest.source == lanczos.source
+
+
+def test_each_resize_has_its_own_cache_and_lanczos_keeps_the_old_name(small_zip_root, monkeypatch):
+    import episodes.omniglot as om
+
+    load_omniglot(small_zip_root, download=False, verify=False)
+    load_omniglot(small_zip_root, download=False, verify=False, resize="nearest")
+    names = sorted(p.name for p in om.cache_dir().glob("omniglot-28px-*.npz"))
+    key = load_omniglot(small_zip_root, download=False, verify=False).source
+    assert f"omniglot-28px-{key}.npz" in names and f"omniglot-28px-nearest-{key}.npz" in names
+    monkeypatch.setattr(om, "decode_png", lambda *a: pytest.fail("decoded again instead of using the cache"))
+    again = load_omniglot(small_zip_root, download=False, verify=False, resize="nearest")
+    assert again.resize == "nearest" and set(np.unique(again.images)) == {0, 255}
+
+
+def test_a_cache_written_before_resize_existed_reads_as_lanczos(small_zip_root, monkeypatch):
+    import episodes.omniglot as om
+
+    store = load_omniglot(small_zip_root, download=False, verify=False)
+    path = om.cache_dir() / om.cache_name(28, store.source, "lanczos")
+    with np.load(path) as z:
+        old = {k: z[k] for k in z.files if k != "resize"}
+    np.savez(path, **old)  # the old format: no resize field
+    monkeypatch.setattr(om, "decode_png", lambda *a: pytest.fail("decoded again instead of using the cache"))
+    assert load_omniglot(small_zip_root, download=False, verify=False).resize == "lanczos"
+
+
+def test_unknown_resize_is_refused_before_any_work(tmp_path):
+    with pytest.raises(UsageError, match="unknown resize 'bicubic'; choose one of lanczos, nearest"):
+        load_omniglot(tmp_path / "nowhere", download=False, resize="bicubic")

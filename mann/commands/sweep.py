@@ -30,7 +30,8 @@ _SETTING_FLAGS = [("--split-seed", "split_seed"), ("--eval-every", "eval_every")
                   ("--checkpoint-every", "checkpoint_every")]
 _OTHER_FLAGS = [("--preset", "preset"), ("--config", "config"), ("--name", "name"), ("--results", "results"),
                 ("--runs", "runs"), ("--executor", "executor"), ("--workers", "workers"), ("--threads", "threads"),
-                ("--address", "address"), ("--device", "device"), ("--data-root", "data_root")]
+                ("--address", "address"), ("--device", "device"), ("--data-root", "data_root"),
+                ("--resize", "resize")]
 
 
 def add_parser(sub) -> None:
@@ -109,7 +110,8 @@ def command_line(args: argparse.Namespace) -> str:
     for flag, dest in _OTHER_FLAGS:
         value = getattr(args, dest, None)
         if value is not None and not (dest == "executor" and value == "local") and not (
-            dest in ("results", "runs") and value == dest) and not (dest == "device" and value == "auto"):
+            dest in ("results", "runs") and value == dest) and not (dest == "device" and value == "auto") and not (
+            dest == "resize" and value == "lanczos"):
             words += [flag, str(value)]
     for flag, dest, _ in _AXIS_FLAGS:
         if getattr(args, dest) is not None:
