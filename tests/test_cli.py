@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from episodes import UsageError
+
 from mann.commands import main
 
 
@@ -73,13 +75,16 @@ def test_data_shows_the_resize_and_why_a_split_is_unavailable(synthetic_root, ca
     assert "split vinyals: not available:" in out and "full Omniglot" in out
 
 
-def test_run_splits_carry_the_stores_resize(easy_store):
+def test_a_run_gets_a_store_decoded_the_way_its_config_says(easy_store):
     from dataclasses import replace
 
     from mann.training import make_config, prepare_splits
 
-    splits = prepare_splits(replace(easy_store, resize="nearest"), make_config("mann", 2, shots=1))
-    assert splits.fingerprints()["resize"] == "nearest" and splits.resize == "nearest"
+    nearest = replace(easy_store, resize="nearest")
+    with pytest.raises(UsageError, match="asks for --resize lanczos but the store was decoded with nearest"):
+        prepare_splits(nearest, make_config("mann", 2, shots=1))
+    splits = prepare_splits(nearest, make_config("mann", 2, shots=1, resize="nearest"))
+    assert splits.resize == "nearest"
 
 
 def test_console_script_is_installed(tmp_path):

@@ -127,3 +127,20 @@ def test_total_wall_time_counts_a_killed_invocation_up_to_its_last_cell(tmp_path
     text = "\n".join(session_lines(store.sessions(), rows))
     assert "Total wall time: 26.0 min over 3 invocations, 1 of them stopped before the end" in text
     assert "add up to 5.0 min" in text
+
+
+def test_papers_table_puts_each_test_beside_its_published_figure():
+    import pandas as pd
+
+    from mann.reporting.papers import papers_table
+
+    rows = pd.DataFrame([{
+        "status": "ok", "model": "protonet", "ways": 5, "shots": 1, "split": "vinyals", "test_fingerprint": "cc8b4f0307",
+        "test_accuracy": 0.985, "test_ci95": 0.004, "also_test_ways": [20], "test_accuracy_N20": 0.95,
+        "test_ci95_N20": 0.003, "steps": 1_000_000, "stopped_step": 41_000, "best_step": 21_000,
+        "refit_steps": 41_000, "wall_s": 7200.0,
+    }])
+    table = papers_table(rows)
+    assert list(zip(table["N"], table["ours % (95% CI)"], table["published %"], table["ours − published"])) == [
+        (5, "98.5 ± 0.4", "98.8", "-0.3"), (20, "95.0 ± 0.3", "96.0", "-1.0")]
+    assert table["steps"].tolist() == [41_000, 41_000] and table["hours"].tolist() == [2.0, 2.0]

@@ -29,6 +29,8 @@ def add_threads_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 
 
-def load_store(args: argparse.Namespace):
-    """The Omniglot store the data flags point at (UsageError if it is missing and cannot be fetched)."""
-    return episodes.load_omniglot(args.data_root, download=not args.no_download, resize=args.resize)
+def load_store(args: argparse.Namespace, resize: str | None = None):
+    """The Omniglot store the data flags point at, decoded with ``resize`` (default: the --resize flag);
+    UsageError if it is missing and cannot be fetched."""
+    return episodes.load_omniglot(args.data_root, download=not args.no_download,
+                                  resize=resize or getattr(args, "resize", "lanczos"))

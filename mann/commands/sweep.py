@@ -16,6 +16,7 @@ from pathlib import Path
 
 from episodes.errors import UsageError
 from mann import reporting, sweep, training
+from episodes.layout import RESIZES
 from mann.commands.args import add_data_args, load_store
 from mann.sweep.grid import SweepSpec, apply_overrides, load_config_file, preset_mapping, preset_names, spec_from_mapping
 
@@ -30,8 +31,7 @@ _SETTING_FLAGS = [("--split-seed", "split_seed"), ("--eval-every", "eval_every")
                   ("--checkpoint-every", "checkpoint_every")]
 _OTHER_FLAGS = [("--preset", "preset"), ("--config", "config"), ("--name", "name"), ("--results", "results"),
                 ("--runs", "runs"), ("--executor", "executor"), ("--workers", "workers"), ("--threads", "threads"),
-                ("--address", "address"), ("--device", "device"), ("--data-root", "data_root"),
-                ("--resize", "resize")]
+                ("--address", "address"), ("--device", "device"), ("--data-root", "data_root")]
 
 
 def add_parser(sub) -> None:
@@ -59,6 +59,8 @@ def add_parser(sub) -> None:
     for flag, dest in _SETTING_FLAGS:
         settings.add_argument(flag, dest=dest, type=int, default=None)
     settings.add_argument("--rotations", action="store_true", default=None, help="add rotated copies as classes")
+    settings.add_argument("--resize", choices=RESIZES, default=None,
+                          help="lanczos | nearest: how the 28x28 images are made (default lanczos; see mann train)")
     settings.add_argument("--no-fast", dest="fast", action="store_false", default=None,
                           help="stock nn.LSTM on the CPU too")
     where = p.add_argument_group("where it runs")
@@ -74,7 +76,7 @@ def add_parser(sub) -> None:
     where.add_argument("--runs", default="runs", help="root of the run folders (default %(default)s)")
     where.add_argument("--no-report", action="store_true", help="do not write tables and plots at the end")
     where.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_data_args(p)
+    add_data_args(p, resize=False)
     p.set_defaults(run=run)
 
 
@@ -82,7 +84,7 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     """The sweep the flags describe; UsageError for contradictory or missing choices."""
     axes = {dest: getattr(args, dest) for _, dest, _ in _AXIS_FLAGS if getattr(args, dest) is not None}
     settings = {dest: getattr(args, dest) for _, dest in _SETTING_FLAGS if getattr(args, dest) is not None}
-    for key in ("rotations", "fast"):
+    for key in ("rotations", "fast", "resize"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     if args.preset and args.config:
@@ -110,8 +112,7 @@ def command_line(args: argparse.Namespace) -> str:
     for flag, dest in _OTHER_FLAGS:
         value = getattr(args, dest, None)
         if value is not None and not (dest == "executor" and value == "local") and not (
-            dest in ("results", "runs") and value == dest) and not (dest == "device" and value == "auto") and not (
-            dest == "resize" and value == "lanczos"):
+            dest in ("results", "runs") and value == dest) and not (dest == "device" and value == "auto"):
             words += [flag, str(value)]
     for flag, dest, _ in _AXIS_FLAGS:
         if getattr(args, dest) is not None:
@@ -121,6 +122,8 @@ def command_line(args: argparse.Namespace) -> str:
             words += [flag, str(getattr(args, dest))]
     if args.rotations:
         words.append("--rotations")
+    if args.resize is not None:
+        words += ["--resize", args.resize]
     if args.fast is False:
         words.append("--no-fast")
     return shlex.join(words)
@@ -131,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
     executor = sweep.make_executor(args.executor, args.workers, args.threads, args.address)
     training.resolve_device(args.device)
     outcome = sweep.run_sweep(
-        spec, lambda: load_store(args), args.results, args.runs, executor, progress=not args.quiet,
+        spec, lambda: load_store(args, sweep.store_resize(spec)), args.results, args.runs, executor,
+        progress=not args.quiet,
         command=command_line(args),
     )
     print(

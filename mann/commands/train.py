@@ -78,7 +78,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         checkpoint_every=args.checkpoint_every, hidden=args.hidden, fast=args.fast, fast_lr=args.fast_lr,
         adapt_steps=args.adapt_steps, test_adapt_steps=args.test_adapt_steps, first_order=args.first_order,
         train_ways=args.train_ways, train_queries=args.train_queries, val_queries=args.val_queries, patience=args.patience, refit=args.refit,
-        also_test_ways=tuple(args.also_test_ways) if args.also_test_ways else None, split=args.split, split_seed=args.split_seed, rotations=args.rotations,
+        also_test_ways=tuple(args.also_test_ways) if args.also_test_ways else None, split=args.split, split_seed=args.split_seed, rotations=args.rotations, resize=args.resize,
         test_episodes=args.test_episodes, eval_seed=args.eval_seed, device=args.device,
     )
 

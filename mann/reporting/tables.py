@@ -16,6 +16,7 @@ from episodes.errors import UsageError
 from episodes.files import atomic_write_text
 from mann.models.hyperparameters import model_label
 from mann.models.mann import mann_parameter_count
+from mann.reporting.papers import papers_table
 from mann.stats import format_ci, mean_ci95_t
 from mann.sweep.store import ResultStore
 
@@ -196,6 +197,13 @@ def write_sweep_report(folder: str | Path, out: str | Path | None = None) -> Pat
         side = model_table(ok)
         atomic_write_text(out / "by_model.csv", side.to_csv(index=False))
         lines += ["## Side by side (same test episodes per row)", "", side.to_markdown(index=False), ""]
+    if len(ok) and (ok["split"] == "vinyals").any():
+        beside = papers_table(ok[ok["split"] == "vinyals"])
+        atomic_write_text(out / "papers.csv", beside.to_csv(index=False))
+        lines += ["## Beside the papers (vinyals protocol; ours ± 95% CI over the fixed test episodes)", "",
+                  beside.to_markdown(index=False, disable_numparse=True), "",
+                  "Published: Snell et al. (2017) Table 1 (no intervals given for Omniglot); Finn et al. (2017) "
+                  "Table 1 (± 95% CI over 600 episodes, on their own 1200/423 character split with rotations).", ""]
     failed = rows[rows["status"] != "ok"]
     if len(failed):
         lines += ["## Failed cells", "", *[f"- `{c}`: {e}" for c, e in zip(failed["cell"], failed["error"])], ""]

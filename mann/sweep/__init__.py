@@ -3,6 +3,7 @@
 grid.py         axes (models, N, K, hidden, seeds, ...), settings, [params.<model>] tables, TOML
                 and presets (presets/*.toml) → cells with stable ids and checked configs
 store.py        the result store results/<name>/: sweep.json, results.jsonl, sessions.jsonl, logs/
+carry.py        unfinished cells' checkpoints kept in the store (carry_checkpoints), for a fresh clone
 cell_runner.py  run one cell through mann.training and turn its outcome into a row (never raises)
 executors.py    where cells run: this process, worker processes, Ray tasks
 run.py          run_sweep: check everything, run the unfinished cells, store each row as it lands
@@ -12,8 +13,9 @@ Names load their module on first use.
 
 from episodes.lazy import lazy_exports
 
-__all__ = ["Cell", "ResultStore", "SweepSpec", "expand", "make_executor", "run_sweep", "spec_from_mapping"]
+__all__ = ["Cell", "ResultStore", "SweepSpec", "expand", "make_executor", "run_sweep", "spec_from_mapping",
+           "store_resize"]
 __getattr__, __dir__ = lazy_exports(__name__, {
-    "Cell": "grid", "SweepSpec": "grid", "expand": "grid", "spec_from_mapping": "grid",
+    "Cell": "grid", "SweepSpec": "grid", "expand": "grid", "spec_from_mapping": "grid", "store_resize": "grid",
     "ResultStore": "store", "make_executor": "executors", "run_sweep": "run",
 })

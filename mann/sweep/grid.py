@@ -62,6 +62,7 @@ AXES: dict[str, tuple[str, type]] = {
 SETTINGS: dict[str, type] = {
     "split_seed": int,
     "rotations": bool,
+    "resize": str,
     "eval_every": int,
     "patience": int,
     "refit": bool,
@@ -149,6 +150,15 @@ def expand(spec: SweepSpec) -> list[Cell]:
     if not configs:
         raise UsageError(f"sweep {spec.name!r} has no cells; give every axis at least one value")
     return [Cell(i, c) for i, c in zip(cell_ids(configs), configs)]
+
+
+def store_resize(spec: SweepSpec) -> str:
+    """The resize every cell's store needs (one store serves the sweep); UsageError if the cells disagree."""
+    wanted = sorted({cell.config.resize for cell in expand(spec)})
+    if len(wanted) != 1:
+        raise UsageError(f"the sweep's cells ask for resize {' and '.join(wanted)}; one sweep uses one store, "
+                         f"so give one resize (split the sweep in two)")
+    return wanted[0]
 
 
 def cell_ids(configs: list[TrainConfig]) -> list[str]:
@@ -330,7 +340,10 @@ def _axis_values(value: Any, axis: str, where: str) -> tuple:
 
 def _setting_value(value: Any, key: str, where: str):
     kind = SETTINGS[key]
-    if kind is bool:
+    if kind is str:
+        if not isinstance(value, str):
+            raise UsageError(f"{where}: {key} = {value!r} must be a string")
+    elif kind is bool:
         if not isinstance(value, bool):
             raise UsageError(f"{where}: {key} = {value!r} must be true or false")
     elif not isinstance(value, int) or isinstance(value, bool):

@@ -36,7 +36,7 @@ LOCK_FILE = ".lock"
 # Stores written before sweeps had a models axis hold MANN cells without these fields: they had these values.
 LEGACY_IDENTITY = {"model": "mann", "lr_halve_every": 0, "train_ways": None, "fast_lr": None, "adapt_steps": None,
                    "test_adapt_steps": None, "first_order": None, "train_queries": None, "val_queries": None, "patience": 0,
-                   "refit": False, "also_test_ways": []}
+                   "refit": False, "also_test_ways": [], "resize": "lanczos"}
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from episodes.errors import UsageError
-from episodes.layout import DRAWERS, SCHEMES, episode_shape_problems
+from episodes.layout import DRAWERS, RESIZES, SCHEMES, episode_shape_problems
 from mann.models.hyperparameters import (
     FLAGS, KIND_FIELDS, MODELS, is_plugin, model_kind, model_label, published_defaults, resolve_plugin_spec,
 )
@@ -39,6 +39,8 @@ class TrainConfig:
         (Snell et al.'s final models); needs patience.
     also_test_ways: more N to test the final weights on, each on its own fixed
         episodes (one ProtoNets model serves the 5- and 20-way tests).
+    resize: how the store's 28x28 images were made (episodes.omniglot: lanczos, or
+        nearest as the papers' code did); the store a run gets must match it.
     """
 
     model: str = "mann"
@@ -60,6 +62,7 @@ class TrainConfig:
     split: str = "cs330"
     split_seed: int = 1
     rotations: bool = False
+    resize: str = "lanczos"
     eval_every: int = 100
     patience: int = 0
     refit: bool = False
@@ -185,6 +188,7 @@ def config_checks(c: TrainConfig) -> list[Check]:
         (c.lr > 0, f"--lr {c.lr}: use a positive learning rate"),
         (c.lr_halve_every >= 0, f"--lr-halve-every {c.lr_halve_every}: use 0 (never) or more steps"),
         (c.split in SCHEMES, f"--split {c.split!r}: choose one of {', '.join(SCHEMES)}"),
+        (c.resize in RESIZES, f"--resize {c.resize!r}: choose one of {', '.join(RESIZES)}"),
         (not (c.split == "vinyals" and c.rotations),
          "--rotations does not apply to --split vinyals: its lists already hold every character at "
          "0/90/180/270 degrees as four classes; drop --rotations"),

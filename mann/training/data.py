@@ -28,9 +28,8 @@ class RunSplits:
         return tuple(s for s in (self.train, self.val, self.trainval, self.test) if s is not None)
 
     def fingerprints(self) -> dict[str, str]:
-        """The summary fields naming the data: each part's fingerprint, and the store's resize
-        (two stores that differ only in it hold different pixels under equal fingerprints)."""
-        return {**{f"{s.part}_fingerprint": s.fingerprint for s in self.parts}, "resize": self.resize}
+        """Each part's fingerprint (the resize, which the fingerprints do not show, is in the config)."""
+        return {f"{s.part}_fingerprint": s.fingerprint for s in self.parts}
 
     def describe(self) -> list[str]:
         return [s.describe() for s in self.parts]
@@ -38,6 +37,10 @@ class RunSplits:
 
 def prepare_splits(store: OmniglotStore, config: TrainConfig) -> RunSplits:
     """The run's three splits; UsageError if one cannot serve its episodes (training at ``training_ways``)."""
+    if store.resize != config.resize:
+        raise UsageError(f"the run asks for --resize {config.resize} but the store was decoded with {store.resize}; "
+                         f"load it with load_omniglot(..., resize={config.resize!r})")
+
     def part(name: str) -> Split:
         return make_split(store, config.split, name, config.split_seed, config.rotations)
 

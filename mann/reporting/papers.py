@@ -1,0 +1,82 @@
+"""Our figures beside the papers' own on the standard protocol: one row per (model, N, K) test.
+
+A run tested at several N (``also_test_ways``) gives one row per N. Each row shows
+our test accuracy ± 95% CI over the fixed test episodes, the published mean and
+its interval where the paper gives one, the difference, and what the run cost
+(steps, the early-stopping step and the refit's length, hours), so a reader can
+tell a short schedule from a gap.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from mann.models.hyperparameters import model_label
+from mann.stats import format_ci
+
+
+@dataclass(frozen=True)
+class Published:
+    """A paper's Omniglot figure: test accuracy (%) and its 95% interval (None where the paper gives none)."""
+
+    mean: float
+    ci95: float | None
+    source: str
+
+
+# Snell et al. (2017), Table 1 (Vinyals split, 1,000 test episodes; no intervals given for Omniglot).
+# Finn et al. (2017), Table 1 (conv learner; own 1200/423 character split with rotations; 600 episodes).
+PUBLISHED: dict[tuple[str, int, int], Published] = {
+    ("protonet", 5, 1): Published(98.8, None, "Snell et al. 2017"),
+    ("protonet", 5, 5): Published(99.7, None, "Snell et al. 2017"),
+    ("protonet", 20, 1): Published(96.0, None, "Snell et al. 2017"),
+    ("protonet", 20, 5): Published(98.9, None, "Snell et al. 2017"),
+    ("maml-cnn", 5, 1): Published(98.7, 0.4, "Finn et al. 2017"),
+    ("maml-cnn", 5, 5): Published(99.9, 0.1, "Finn et al. 2017"),
+    ("maml-cnn", 20, 1): Published(95.8, 0.3, "Finn et al. 2017"),
+    ("maml-cnn", 20, 5): Published(98.9, 0.2, "Finn et al. 2017"),
+    ("maml-fc", 5, 1): Published(89.7, 1.1, "Finn et al. 2017"),
+    ("maml-fc", 5, 5): Published(97.5, 0.6, "Finn et al. 2017"),
+}
+
+
+def tests_of(row: dict) -> list[tuple[int, float, float]]:
+    """(N, accuracy, CI) of every test of a finished row: its own N, then each also_test_ways N."""
+    tests = [(int(row["ways"]), row["test_accuracy"], row["test_ci95"])]
+    for ways in row.get("also_test_ways") or []:
+        accuracy = row.get(f"test_accuracy_N{ways}")
+        if accuracy is not None and not (isinstance(accuracy, float) and math.isnan(accuracy)):
+            tests.append((int(ways), accuracy, row[f"test_ci95_N{ways}"]))
+    return tests
+
+
+def papers_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per test of every finished row of ``rows`` (a sweep's rows), published figures beside ours."""
+    out = []
+    for row in rows[rows["status"] == "ok"].to_dict("records"):
+        for ways, accuracy, ci in tests_of(row):
+            published = PUBLISHED.get((row["model"], ways, int(row["shots"])))
+            out.append({
+                "model": model_label(row["model"]),
+                "N": ways,
+                "K": int(row["shots"]),
+                "ours % (95% CI)": format_ci(accuracy, ci),
+                "published %": "" if published is None else (
+                    f"{published.mean:.1f}" + (f" ± {published.ci95:.1f}" if published.ci95 is not None else "")),
+                "ours − published": "" if published is None else f"{100 * accuracy - published.mean:+.1f}",
+                "source": "" if published is None else published.source,
+                "split": f"{row['split']} ({row.get('test_fingerprint', '')})",
+                "steps": _int_or_blank(row.get("stopped_step")) or int(row["steps"]),
+                "best step": _int_or_blank(row.get("best_step")),
+                "refit steps": _int_or_blank(row.get("refit_steps")),
+                "hours": round(float(row["wall_s"]) / 3600, 2) if row.get("wall_s") else "",
+            })
+    return pd.DataFrame(out)
+
+
+def _int_or_blank(value) -> int | str:
+    """An integer, or '' for a field the row lacks (None, or NaN after pandas)."""
+    return "" if value is None or value != value else int(value)
