@@ -47,3 +47,12 @@ def test_protonets_preset_is_one_cell_per_shot_tested_at_5_and_20_ways():
         c = cell.config
         assert (c.model, c.split, c.train_ways, c.train_queries, c.patience, c.refit) == \
             ("protonet", "vinyals", 60, 5, 200, True)
+
+
+def test_the_mann_preset_shares_the_papers_test_episodes():
+    # Same split, images and test episodes as protonets-omniglot: only then is the table a comparison.
+    mann = expand(spec_from_mapping(preset_mapping("mann-omniglot"), "preset mann-omniglot"))
+    proto = expand(spec_from_mapping(preset_mapping("protonets-omniglot"), "preset protonets-omniglot"))
+    key = lambda c: (c.split, c.resize, c.split_seed, c.ways, c.shots, c.test_episodes, c.eval_seed)  # noqa: E731
+    assert sorted(key(c.config) for c in mann) == sorted(key(c.config) for c in proto)
+    assert {(c.config.steps, c.config.batch_size, c.config.lr, c.config.hidden) for c in mann} == {(25000, 128, 1e-3, 128)}
