@@ -366,9 +366,17 @@ def test_carried_checkpoints_resume_a_sweep_on_a_fresh_clone(store, serial, tmp_
     carried = sorted((tmp_path / "results" / "tiny" / "checkpoints").iterdir())
     assert len(carried) == 1
     assert (carried[0] / "checkpoint.pt").exists() and (carried[0] / "log.csv").read_text().count("\n") == 2
+    from mann.reporting.tables import write_sweep_report  # the report shows how far the unfinished cell got
+
+    report = write_sweep_report(tmp_path / "results" / "tiny").read_text()
+    assert "No cell has finished yet" in report and "Still training" in report
+    progress = (tmp_path / "results" / "tiny" / "progress.csv").read_text().splitlines()
+    assert progress[1].startswith(f"{carried[0].name},train (early stopping on val),10,")
     shutil.rmtree(tmp_path / "runs")
     run_sweep(spec, store, tmp_path / "results", tmp_path / "runs", progress=False)
     rows = ResultStore(tmp_path / "results" / "tiny").latest()
     assert rows[carried[0].name]["resumed_from_step"] == 10
     assert outcome_rows(tmp_path / "results" / "tiny") == outcome_rows(serial)
     assert not (tmp_path / "results" / "tiny" / "checkpoints").exists()  # deleted once the cells finished
+    write_sweep_report(tmp_path / "results" / "tiny")
+    assert not (tmp_path / "results" / "tiny" / "progress.csv").exists()  # not stale once every cell finished

@@ -124,3 +124,19 @@ def plot_learning_curves(curves: pd.DataFrame, path: Path) -> Path:
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     return _save(fig, path)
+
+
+def plot_progress(logs: dict[str, Path], path: Path) -> Path:
+    """Validation loss and accuracy against step for each still-training cell (its carried log.csv)."""
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for cell, log_path in logs.items():
+        log = pd.read_csv(log_path)
+        loss_ax.plot(log["step"], log["val_loss"], label=cell)
+        acc_ax.plot(log["step"], 100 * log["val_acc"], label=cell)
+    loss_ax.set_yscale("log")
+    for ax, what in ((loss_ax, "validation loss"), (acc_ax, "validation accuracy (%)")):
+        ax.set_xlabel("training step")
+        ax.set_ylabel(what)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -17,6 +17,7 @@ from episodes.files import atomic_write_text
 from mann.models.hyperparameters import model_label
 from mann.models.mann import mann_parameter_count
 from mann.reporting.papers import papers_table
+from mann.reporting.progress import carried_logs, progress_rows
 from mann.stats import format_ci, mean_ci95_t
 from mann.sweep.store import ResultStore
 
@@ -169,6 +170,9 @@ def write_sweep_report(folder: str | Path, out: str | Path | None = None) -> Pat
     folder = Path(folder)
     out = Path(out) if out is not None else folder
     out.mkdir(parents=True, exist_ok=True)
+    running = progress_rows(folder)
+    if not ResultStore(folder).latest() and not running.empty:
+        return write_progress_only(folder, out, running)
     rows = collect_sweep(folder)
     groups = aggregate_seeds(rows)
     tables = pivot_tables(groups)
@@ -204,6 +208,11 @@ def write_sweep_report(folder: str | Path, out: str | Path | None = None) -> Pat
                   beside.to_markdown(index=False, disable_numparse=True), "",
                   "Published: Snell et al. (2017) Table 1 (no intervals given for Omniglot); Finn et al. (2017) "
                   "Table 1 (± 95% CI over 600 episodes, on their own 1200/423 character split with rotations).", ""]
+    if not running.empty:
+        lines += progress_lines(folder, out, running)
+    else:  # every cell finished: an earlier report's progress files would be stale
+        for stale in ("progress.csv", "progress_curves.png"):
+            (out / stale).unlink(missing_ok=True)
     failed = rows[rows["status"] != "ok"]
     if len(failed):
         lines += ["## Failed cells", "", *[f"- `{c}`: {e}" for c, e in zip(failed["cell"], failed["error"])], ""]
@@ -218,6 +227,29 @@ def write_sweep_report(folder: str | Path, out: str | Path | None = None) -> Pat
     if plots:
         lines += ["Plots: " + ", ".join(f"[{p.name}]({p.name})" for p in plots), ""]
     lines += session_lines(store.sessions(), rows)
+    atomic_write_text(out / "table.md", "\n".join(lines))
+    return out / "table.md"
+
+
+def progress_lines(folder: Path, out: Path, running: pd.DataFrame) -> list[str]:
+    """The "still training" section (and progress.csv, progress_curves.png) from the carried checkpoints."""
+    atomic_write_text(out / "progress.csv", running.to_csv(index=False))
+    lines = ["## Still training (from the checkpoints carried in checkpoints/)", "",
+             running.to_markdown(index=False, disable_numparse=True), ""]
+    try:
+        from mann.reporting.plots import plot_progress  # matplotlib is optional (the plots extra)
+    except ImportError:
+        return lines
+    plot = plot_progress(carried_logs(folder), out / "progress_curves.png")
+    return lines + [f"Validation curves so far: [{plot.name}]({plot.name})", ""]
+
+
+def write_progress_only(folder: Path, out: Path, running: pd.DataFrame) -> Path:
+    """table.md of a sweep none of whose cells has finished yet: its progress and how it was run."""
+    store = ResultStore(folder)
+    lines = [f"# Sweep `{store.spec().get('name', folder.name)}`", "", "No cell has finished yet.", ""]
+    lines += progress_lines(folder, out, running)
+    lines += session_lines(store.sessions(), pd.DataFrame())
     atomic_write_text(out / "table.md", "\n".join(lines))
     return out / "table.md"
 
