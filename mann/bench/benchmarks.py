@@ -50,6 +50,7 @@ from mann.models.protocol import hide_query_labels, query_loss
 from mann.models.protonet import ProtoNetLearner
 from mann.training.config import make_config
 from mann.training.data import prepare_splits
+from mann.training.device import keep_freed_memory
 from mann.training.loop import train
 
 
@@ -270,7 +271,7 @@ def maml_update_times(plan: BenchPlan) -> pd.DataFrame:
         labels = torch.eye(ways).expand(tasks, 2, ways, ways).contiguous()
         hidden = hide_query_labels(labels)
         flops = meta_update_flops(ways, 1, tasks, steps)
-        rate = conv_gflops(tasks * ways, plan.seconds / 4)
+        rate = conv_gflops(tasks * ways, plan.seconds)
         updates = {}
         for name, cls in paths.items():
             learner = cls("maml-cnn", ways, step_size, steps, steps, False, torch.Generator().manual_seed(0))
@@ -334,6 +335,7 @@ def _protonet_child(plan: BenchPlan, threads: int, queue) -> None:
 
 def _maml_child(plan: BenchPlan, threads: int, queue) -> None:
     torch.set_num_threads(threads)
+    keep_freed_memory()  # as mann train does, for both implementations
     queue.put(maml_update_times(plan))
 
 
