@@ -26,9 +26,21 @@ the reference. The FC learner's linear layers are batched matrix products over
 every task's own inner gradient, since no task's loss depends on another
 task's parameters; ``create_graph=True`` keeps the second-order terms.
 
-Measured at 2 threads on the 2-core CPU this was written on (``mann bench
---only maml``), against ``torch.func`` (``vmap`` over ``grad`` of a
-``functional_call``): the grouped convolution was the faster; see the README.
+Why this form (one second-order MAML-CNN meta-update, 2 threads, 2-core AMD EPYC
+VM; the least of several runs, the machine shared with other jobs): learn2learn's
+loop 290-314 ms (5-way, 32 tasks, 1 step) and 1.21-1.42 s (20-way, 16 tasks, 5
+steps); this grouped-convolution form 150-185 ms and 1.12-1.29 s; ``torch.func``
+(``vmap`` over ``grad`` of ``functional_call``, which folds the tasks into a
+grouped convolution too) 180 ms and 1.40 s; im2col (``unfold``) and batched
+matrix products in place of the convolutions, and batch norm with a hand-written
+differentiable backward, were no faster. What remains is memory-bound: the
+second-order backward of batch norm over the first layer's activations (14x14x64
+per image, [M, B·64, 14, 14] here) is most of the 20-way update; the FLOPs of
+the update would take a fifth (5-way) to a quarter (20-way) of its time at the
+machine's measured convolution rate (``mann bench --only maml``). Training sets
+glibc's malloc to keep freed blocks (:func:`mann.training.device.keep_freed_memory`):
+without it the 20-way update page-faults its 16 MiB activations in each step and
+takes a third longer.
 """
 
 from __future__ import annotations
