@@ -29,7 +29,8 @@ task's parameters; ``create_graph=True`` keeps the second-order terms.
 Why this form (one second-order MAML-CNN meta-update, 2 threads, 2-core AMD EPYC
 VM; the least of several runs, the machine shared with other jobs): learn2learn's
 loop 290-314 ms (5-way, 32 tasks, 1 step) and 1.21-1.42 s (20-way, 16 tasks, 5
-steps); this grouped-convolution form 150-185 ms and 1.12-1.29 s; ``torch.func``
+steps); this grouped-convolution form 150-185 ms and 1.12-1.29 s before
+:class:`GroupedConv` took another 11-15% off (measured at one thread); ``torch.func``
 (``vmap`` over ``grad`` of ``functional_call``, which folds the tasks into a
 grouped convolution too) 180 ms and 1.40 s; im2col (``unfold``) and batched
 matrix products in place of the convolutions, and batch norm with a hand-written
