@@ -155,8 +155,8 @@ def run_cli(args, capsys):
 def test_missing_learn2learn_names_the_install_script(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "learn2learn", None)  # makes `import learn2learn` fail
     out = tmp_path / "run"
-    code, _, err = run_cli(["train", "--model", "maml-cnn", "--out", str(out), "--data-root", str(tmp_path),
-                            "--no-download"], capsys)
+    code, _, err = run_cli(["train", "--model", "maml-cnn", "--maml-impl", "learn2learn", "--out", str(out),
+                            "--data-root", str(tmp_path), "--no-download"], capsys)
     assert code == 2 and err.startswith("mann: error:") and len(err.strip().splitlines()) == 1
     assert "learn2learn" in err and "scripts/install-learn2learn" in err
     assert not out.exists()  # refused before any work
@@ -232,6 +232,7 @@ def test_an_interrupted_baseline_resumes_to_the_same_numbers(model, learn2learn,
     base = {**QUICK, "test_episodes": 20, "batch_size": 2, "lr_halve_every": 2, "eval_every": 4,
             "checkpoint_every": 3, **RESUMABLE[model]}
     config = make_config(model, 5, steps=8, **base)
+    assert config.maml_impl == (None if model == "protonet" else "vectorized")  # the default is what resumes
     straight = train_on(config, hard_store, tmp_path / "straight", progress=False)
 
     def kill_at_step_5(step, steps):

@@ -91,6 +91,24 @@ def test_the_model_benchmark_runs_without_omniglot(tmp_path):
     assert not (tmp_path / "no-omniglot-here").exists()  # nothing was downloaded or made
 
 
+def test_the_maml_benchmark_times_both_implementations_without_omniglot(tmp_path):
+    plan = BenchPlan(maml_shapes=((3, 2, 1, 0.4),), seconds=0.01)
+    table = run_benchmarks(str(tmp_path / "no-omniglot-here"), plan, {"maml"}, progress=lambda message: None)["maml"]
+    assert (table["ms/update"] > 0).all() and (table["compute floor (ms)"] > 0).all()
+    assert "mann-bench vectorized (all tasks at once)" in set(table.path)
+    text = format_tables({"maml": table}, machine(), "mann bench --only maml")
+    assert "MAML-CNN meta-update" in text
+
+
+def test_meta_update_flops_count_the_cnns_multiply_adds():
+    from mann.bench.benchmarks import cnn_learner_macs, meta_update_flops
+
+    # 28 → 14 → 7 → 4 → 2 positions; 1, then 64 input channels; a 64 → 5 head.
+    assert cnn_learner_macs(5) == 9 * 64 * (14 * 14 + 64 * (7 * 7 + 4 * 4 + 2 * 2)) + 64 * 5
+    # 5-way 1-shot, 32 tasks, 1 step: 9 forward passes' worth per support image, 3 per query.
+    assert meta_update_flops(5, 1, 32, 1) == 2 * cnn_learner_macs(5) * (9 * 5 + 3 * 5) * 32
+
+
 def test_mann_bench_no_download_stops_before_any_timing_when_the_data_is_absent(tmp_path, capsys):
     from mann.commands import main
 

@@ -1,6 +1,7 @@
 """Benchmarks (``mann bench``): every figure beside its baseline, measured in the same run.
 
-benchmarks.py       sampler episodes/s, the model step, ``mann train`` end to end, peak memory
+benchmarks.py       sampler episodes/s, the model step, the ProtoNets step, the MAML meta-update
+                    (learn2learn's loop vs the vectorized one), ``mann train`` end to end, peak memory
 starter_sampler.py  the baseline they beat: a per-episode PNG-reading generator in the style of
                     the assignment's starter code (not part of ``episodes``: nothing trains on it)
 

@@ -7,6 +7,10 @@
 * ProtoNets step on Snell et al.'s 60-way training episode (K support + 5 queries
   per class): the embedding as this project runs it (pool before ReLU,
   channels-last) vs the paper's layer order in the default memory format;
+* MAML meta-update (forward, second-order meta-gradient, Adam) of the CNN
+  learner: learn2learn's per-task clone()/adapt() loop vs every task at once
+  (``mann.models.maml_batched``), with the compute floor of one update from its
+  FLOPs and this machine's measured rate for the learner's largest convolution;
 * end to end: ``mann train`` steps/s and peak memory vs a starter-style loop
   (a DataLoader over the per-episode generator, stock MANN), each in its own
   process so peak resident memory is its own.
@@ -37,13 +41,16 @@ from episodes.sampler import EpisodeSampler
 from episodes.splits import Split, make_split
 from mann.bench.starter_sampler import StarterStyleGenerator
 from mann.models.fast_lstm import fast_forward
+from mann.models.gradient import GradientLearner
 from mann.models.l2l import import_learn2learn
+from mann.models.maml_batched import BatchedGradientLearner
 from mann.models.mann import MANN, loss_function
-from mann.models.nets import conv4_embedding
+from mann.models.nets import CHANNELS, conv4_embedding
 from mann.models.protocol import hide_query_labels, query_loss
 from mann.models.protonet import ProtoNetLearner
 from mann.training.config import make_config
 from mann.training.data import prepare_splits
+from mann.training.device import keep_freed_memory
 from mann.training.loop import train
 
 
@@ -57,9 +64,12 @@ class BenchPlan:
     seconds: float = 1.0  # time budget of one measurement
     e2e_steps: int = 200
     protonet_shots: tuple[int, ...] = (1, 5)
+    maml_shapes: tuple[tuple[int, int, int, float], ...] = ((5, 32, 1, 0.4), (20, 16, 5, 0.1))
 
 
-QUICK = BenchPlan(sampler_shapes=((5, 1),), model_shapes=((5, 1),), seconds=0.3, e2e_steps=30, protonet_shots=(1,))
+# MAML shapes: (N, meta-batch, inner steps, step size) of Finn et al.'s 5- and 20-way 1-shot Omniglot recipes.
+QUICK = BenchPlan(sampler_shapes=((5, 1),), model_shapes=((5, 1),), seconds=0.3, e2e_steps=30, protonet_shots=(1,),
+                  maml_shapes=((5, 4, 1, 0.4),))
 # Snell et al.'s training episodes: 60 classes, 5 queries per class.
 PROTONET_WAYS, PROTONET_QUERIES = 60, 5
 
@@ -192,6 +202,99 @@ def protonet_step_times(plan: BenchPlan) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def cnn_learner_macs(ways: int, side: int = IMAGE_SIZE) -> int:
+    """Multiply-adds of one image through MAML's CNN learner: 4 stride-2 3x3 convs (64 channels), the head."""
+    macs, channels = 0, 1
+    for _ in range(4):
+        side = (side + 1) // 2  # stride 2, padding 1
+        macs += side * side * CHANNELS * channels * 9
+        channels = CHANNELS
+    return macs + CHANNELS * ways
+
+
+def meta_update_flops(ways: int, shots: int, tasks: int, steps: int) -> float:
+    """FLOPs (2 per multiply-add) of the convolutions and products of one second-order meta-update.
+
+    In units of one forward pass F over an image: each inner step on the K·N
+    support images is a forward (F), the inner gradient's backward (2F: input
+    and weight gradients), and in the meta-gradient the backward through both
+    (2F + 4F, the second-order backward being twice the backward it
+    differentiates): 9F. The N query images take a forward and a backward: 3F.
+    Batch norm, ReLU and the update itself are left out (memory-bound, not FLOPs).
+    """
+    per_task = 9 * steps * shots * ways + 3 * ways
+    return 2.0 * cnn_learner_macs(ways) * per_task * tasks
+
+
+def conv_gflops(images: int, budget: float) -> float:
+    """GFLOP/s of the learner's costliest convolution (64 → 64 channels, 3x3, stride 2, 14x14 → 7x7)
+    over ``images`` images on this machine: the rate the compute floor is taken at."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(images, CHANNELS, 14, 14, generator=gen)
+    w = torch.rand(CHANNELS, CHANNELS, 3, 3, generator=gen)
+    seconds = fastest_interleaved({"conv": lambda: torch.nn.functional.conv2d(x, w, stride=2, padding=1)}, budget,
+                                  warmup=2)["conv"]
+    return 2.0 * images * 7 * 7 * CHANNELS * CHANNELS * 9 / seconds / 1e9
+
+
+def fastest_interleaved(fns: dict[str, Callable[[], object]], budget: float, warmup: int = 1) -> dict[str, float]:
+    """The least seconds per call of each function, calling them in turns until ``budget`` seconds
+    (at least 3 turns). In turns, so that load from other processes on a shared machine falls on
+    every function alike; the least, as the run the load disturbed least."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    best = {name: float("inf") for name in fns}
+    start, turns = time.perf_counter(), 0
+    while time.perf_counter() - start < budget or turns < 3:
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t)
+        turns += 1
+    return best
+
+
+def maml_update_times(plan: BenchPlan) -> pd.DataFrame:
+    """Milliseconds per MAML-CNN meta-update (forward, second-order meta-gradient, Adam), 1-shot,
+    of each implementation on the same weights and tasks, beside the update's compute floor."""
+    try:
+        import_learn2learn()
+        paths = {"learn2learn per-task loop (reference)": GradientLearner}
+    except UsageError:
+        paths = {}  # the reference cannot run here; the vectorized update is still timed
+    paths["mann-bench vectorized (all tasks at once)"] = BatchedGradientLearner
+    rows = []
+    gen = torch.Generator().manual_seed(0)
+    for ways, tasks, steps, step_size in plan.maml_shapes:
+        images = torch.rand(tasks, 2, ways, IMAGE_DIM, generator=gen)
+        labels = torch.eye(ways).expand(tasks, 2, ways, ways).contiguous()
+        hidden = hide_query_labels(labels)
+        flops = meta_update_flops(ways, 1, tasks, steps)
+        # The better of two windows: in a fresh process the first second of convolutions ran up to 10x slow here.
+        rate = max(conv_gflops(tasks * ways, plan.seconds / 2) for _ in range(2))
+        updates = {}
+        for name, cls in paths.items():
+            learner = cls("maml-cnn", ways, step_size, steps, steps, False, torch.Generator().manual_seed(0))
+            optimizer = torch.optim.Adam(learner.module.parameters(), lr=1e-3)
+
+            def update(learner=learner, optimizer=optimizer):
+                optimizer.zero_grad(set_to_none=True)
+                query_loss(learner.scores(images, hidden, training=True), labels).backward()
+                optimizer.step()
+
+            updates[name] = update
+        times = {name: seconds * 1e3 for name, seconds in fastest_interleaved(updates, plan.seconds * 2).items()}
+        reference = times.get("learn2learn per-task loop (reference)")
+        floor_ms = flops / (rate * 1e9) * 1e3
+        for name, ms in times.items():
+            rows.append({"N": ways, "K": 1, "B": tasks, "inner steps": steps, "path": name, "ms/update": ms,
+                         "speed-up vs learn2learn": reference / ms if reference else float("nan"),
+                         "GFLOP/update": flops / 1e9, "conv GFLOP/s": rate, "compute floor (ms)": floor_ms,
+                         "÷ floor": ms / floor_ms})
+    return pd.DataFrame(rows)
+
+
 def peak_rss_mib() -> float:
     """This process's peak resident memory in MiB.
 
@@ -229,6 +332,12 @@ def in_fresh_process(target: Callable, *args):
 def _protonet_child(plan: BenchPlan, threads: int, queue) -> None:
     torch.set_num_threads(threads)
     queue.put(protonet_step_times(plan))
+
+
+def _maml_child(plan: BenchPlan, threads: int, queue) -> None:
+    torch.set_num_threads(threads)
+    keep_freed_memory()  # as mann train does, for both implementations
+    queue.put(maml_update_times(plan))
 
 
 def _model_child(plan: BenchPlan, threads: int, queue) -> None:
@@ -307,6 +416,9 @@ def run_benchmarks(
             if "protonet" in parts:
                 progress("protonet: timing 60-way training steps in a fresh process ...")
                 tables["protonet"] = in_fresh_process(_protonet_child, plan, torch.get_num_threads())
+            if "maml" in parts:
+                progress("maml: timing MAML-CNN meta-updates in a fresh process ...")
+                tables["maml"] = in_fresh_process(_maml_child, plan, torch.get_num_threads())
             if "e2e" in parts:
                 progress("end to end: training in fresh processes ...")
                 tables["e2e"] = end_to_end(data_root, tree, plan, torch.get_num_threads())
@@ -319,7 +431,8 @@ def run_benchmarks(
 def format_tables(tables: dict[str, pd.DataFrame], info: dict, command: str) -> str:
     """All tables as one Markdown document, with the machine and the command."""
     titles = {"sampler": "Sampler (episodes/s)", "model": "Model step (forward + backward + Adam)",
-              "protonet": "ProtoNets step (one 60-way episode, 5 queries per class)", "e2e": "End to end"}
+              "protonet": "ProtoNets step (one 60-way episode, 5 queries per class)",
+              "maml": "MAML-CNN meta-update (forward, second-order meta-gradient, Adam), 1-shot", "e2e": "End to end"}
     lines = ["# mann-bench benchmarks", "", "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), "",
              "Command:", "", "```", command, "```", ""]
     for key, table in tables.items():

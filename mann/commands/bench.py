@@ -1,4 +1,5 @@
-"""``mann bench``: benchmarks of the sampler, the model step and ``mann train``, each against its baseline."""
+"""``mann bench``: benchmarks of the sampler, the model step, the ProtoNets step, the MAML meta-update
+and ``mann train``, each against its baseline."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from episodes.files import ensure_writable_dir
 from mann import bench, training
 from mann.commands.args import add_data_args, add_threads_arg
 
-PARTS = ("sampler", "model", "protonet", "e2e")
+PARTS = ("sampler", "model", "protonet", "maml", "e2e")
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("bench", help="benchmarks: sampler, model step, ProtoNets step, end to end, each against its baseline")
+    p = sub.add_parser("bench", help="benchmarks: sampler, model step, ProtoNets step, MAML meta-update, end to end, "
+                                       "each against its baseline")
     p.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS))
     p.add_argument("--quick", action="store_true", help="one shape, short timings (a smoke run)")
     p.add_argument("--out", default=None, help="folder for bench.md and one CSV per table")

@@ -10,7 +10,7 @@ from episodes.errors import UsageError
 from episodes.files import ensure_writable_dir
 from mann import models, training
 from mann.commands.args import add_data_args, add_threads_arg, load_store
-from mann.models.hyperparameters import MODELS, PLUGIN_HINT, describe_models
+from mann.models.hyperparameters import MAML_IMPLS, MODELS, PLUGIN_HINT, describe_models
 from mann.stats import format_ci
 from mann.training.config import TrainConfig, make_config
 
@@ -51,6 +51,9 @@ def add_parser(sub) -> None:
     own.add_argument("--adapt-steps", type=int, help="MAML, Meta-SGD, ANIL: inner steps in training")
     own.add_argument("--test-adapt-steps", type=int, help="MAML, Meta-SGD, ANIL: inner steps when testing")
     own.add_argument("--first-order", action="store_true", default=None, help="MAML, Meta-SGD, ANIL: first-order meta-gradient")
+    own.add_argument("--maml-impl", choices=MAML_IMPLS,
+                     help="MAML, Meta-SGD, ANIL: vectorized (every task of a meta-batch at once; default) or "
+                          "learn2learn (its per-task loop, the reference; needs learn2learn)")
     own.add_argument("--train-ways", type=int, help="ProtoNets: N of the training episodes (default 60)")
     own.add_argument("--train-queries", type=int, help="ProtoNets: query images per class in a training episode (default 5)")
     own.add_argument("--val-queries", type=int, help="ProtoNets: query images per class in a validation episode (default 15)")
@@ -77,6 +80,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         lr=args.lr, lr_halve_every=args.lr_halve_every, eval_every=args.eval_every, val_episodes=args.val_episodes,
         checkpoint_every=args.checkpoint_every, hidden=args.hidden, fast=args.fast, fast_lr=args.fast_lr,
         adapt_steps=args.adapt_steps, test_adapt_steps=args.test_adapt_steps, first_order=args.first_order,
+        maml_impl=args.maml_impl,
         train_ways=args.train_ways, train_queries=args.train_queries, val_queries=args.val_queries, patience=args.patience, refit=args.refit,
         also_test_ways=tuple(args.also_test_ways) if args.also_test_ways else None, split=args.split, split_seed=args.split_seed, rotations=args.rotations, resize=args.resize,
         test_episodes=args.test_episodes, eval_seed=args.eval_seed, device=args.device,

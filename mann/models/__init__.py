@@ -6,7 +6,8 @@ mann.py             the assignment's MANN, the reference for grading
 fast_lstm.py        the same MANN's CPU fast path (same weights, same numbers)
 black_box.py        BlackBoxLearner: the MANN or any model with its interface, query row scored
 plugin.py           a user's own class, ``path/file.py:Class`` or ``package.module:Class``
-gradient.py         MAML, Meta-SGD, ANIL through learn2learn (l2l.py imports it, lazily)
+maml_batched.py     MAML, Meta-SGD, ANIL with every task of a meta-batch adapted at once (the default)
+gradient.py         the same through learn2learn's per-task loop, the reference (l2l.py imports it, lazily)
 protonet.py         prototypical networks; nets.py the networks; tasks.py episodes → support/query
 hyperparameters.py  model names, kinds and published hyperparameters (pure Python)
 registry.py         build_learner(settings): the one place that maps a name to a class

@@ -1,4 +1,5 @@
-"""MAML, Meta-SGD and ANIL through learn2learn, on tasks from the project's sampler.
+"""MAML, Meta-SGD and ANIL through learn2learn, on tasks from the project's sampler: the reference
+(``--maml-impl learn2learn``) that the default, :mod:`mann.models.maml_batched`, is tested against.
 
 Each task is adapted on its own: the learner is cloned, takes ``adapt_steps``
 gradient steps on the support set (second-order unless ``first_order``), and

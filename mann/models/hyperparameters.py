@@ -3,7 +3,9 @@
 Kinds, and the hyperparameters that apply to each (every other one is None):
   black-box  the MANN (``mann``) and a user's class (``path/file.py:Class``,
              ``package.module:Class``): ``hidden``; ``fast`` (the MANN's CPU path)
-  gradient   MAML, Meta-SGD, ANIL: ``fast_lr``, ``adapt_steps``, ``test_adapt_steps``, ``first_order``
+  gradient   MAML, Meta-SGD, ANIL: ``fast_lr``, ``adapt_steps``, ``test_adapt_steps``, ``first_order``;
+             ``maml_impl``: "vectorized" (every task of a meta-batch at once, the default) or
+             "learn2learn" (its per-task clone()/adapt() loop, the reference)
   metric     ProtoNets: ``train_ways``
 
 Defaults (each one a flag of ``mann train``):
@@ -31,24 +33,29 @@ from episodes.errors import UsageError
 
 MODELS = {
     "mann": "the assignment's memory-augmented LSTM (black-box; CPU fast path)",
-    "maml-fc": "MAML (learn2learn) with the fully-connected learner",
-    "maml-cnn": "MAML (learn2learn) with the 4-layer CNN learner",
-    "metasgd-cnn": "Meta-SGD (learn2learn): MAML with a learned step size per weight, CNN learner",
-    "anil-cnn": "ANIL: learn2learn MAML on the CNN's last layer only, features meta-learned",
+    "maml-fc": "MAML with the fully-connected learner",
+    "maml-cnn": "MAML with the 4-layer CNN learner",
+    "metasgd-cnn": "Meta-SGD: MAML with a learned step size per weight, CNN learner",
+    "anil-cnn": "ANIL: MAML on the CNN's last layer only, features meta-learned",
     "protonet": "prototypical networks, 4-layer CNN embedding (plain torch, no learn2learn)",
 }
 GRADIENT_MODELS = ("maml-fc", "maml-cnn", "metasgd-cnn", "anil-cnn")
+# How a gradient model adapts its tasks: all at once in plain torch (mann.models.maml_batched), or
+# learn2learn's per-task loop (mann.models.gradient), the reference the first is tested against.
+MAML_IMPLS = ("vectorized", "learn2learn")
+# What runs from before maml_impl existed used: the learn2learn loop was the only one.
+LEGACY_MAML_IMPL = "learn2learn"
 PLUGIN_HINT = "or path/to/file.py:ClassName / package.module:ClassName for your own black-box model"
 
 # The hyperparameters that belong to one kind of learner, and the flag that sets each.
 KIND_FIELDS = {
     "black-box": ("hidden", "fast"),
-    "gradient": ("fast_lr", "adapt_steps", "test_adapt_steps", "first_order"),
+    "gradient": ("fast_lr", "adapt_steps", "test_adapt_steps", "first_order", "maml_impl"),
     "metric": ("train_ways", "train_queries", "val_queries"),
 }
 FLAGS = {"hidden": "--hidden", "fast": "--no-fast", "fast_lr": "--fast-lr", "adapt_steps": "--adapt-steps",
          "test_adapt_steps": "--test-adapt-steps", "first_order": "--first-order", "train_ways": "--train-ways",
-         "train_queries": "--train-queries", "val_queries": "--val-queries"}
+         "train_queries": "--train-queries", "val_queries": "--val-queries", "maml_impl": "--maml-impl"}
 
 
 def is_plugin(model: str) -> bool:
@@ -105,7 +112,7 @@ def published_defaults(model: str, ways: int) -> dict:
     defaults = dict(
         schedule, steps=60_000, batch_size=16 if wide else 32, lr=3e-3, lr_halve_every=0,
         fast_lr=0.1 if wide else 0.4, adapt_steps=5 if wide else 1, test_adapt_steps=5 if wide else 3,
-        first_order=False,
+        first_order=False, maml_impl="vectorized",
     )
     if model == "metasgd-cnn":
         # Meta-SGD learns its step sizes for a fixed number of steps: one.

@@ -2,7 +2,7 @@
 
 ``settings`` is anything with the fields of :class:`mann.training.config.TrainConfig`
 that a learner reads (model, ways, shots, hidden, fast, fast_lr, adapt_steps,
-test_adapt_steps, first_order, seed); fields that do not apply to a model are None.
+test_adapt_steps, first_order, maml_impl, seed); fields that do not apply to a model are None.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from mann.models.black_box import BlackBoxLearner, call_module
 from mann.models.fast_lstm import fast_forward
 from mann.models.gradient import GradientLearner
 from mann.models.hyperparameters import is_plugin, model_kind
+from mann.models.maml_batched import BatchedGradientLearner
 from mann.models.mann import MANN
 from mann.models.plugin import build_plugin
 from mann.models.protocol import Learner
@@ -31,6 +32,7 @@ class LearnerSettings(Protocol):
     adapt_steps: int | None
     test_adapt_steps: int | None
     first_order: bool | None
+    maml_impl: str | None
     seed: int
 
 
@@ -38,7 +40,7 @@ def build_learner(settings: LearnerSettings, device: torch.device | str = "cpu")
     """The named learner with fresh weights drawn from ``settings.seed``, its module on ``device``.
 
     UsageError (before any training) when learn2learn is missing for a gradient
-    model, or a user's model cannot be built or returns the wrong shape.
+    model with ``maml_impl="learn2learn"``, or a user's model cannot be built or returns the wrong shape.
     """
     device = torch.device(device)
     generator = torch.Generator().manual_seed(settings.seed)
@@ -52,8 +54,10 @@ def build_learner(settings: LearnerSettings, device: torch.device | str = "cpu")
             # The fast path is a CPU kernel; on CUDA the stock cuDNN LSTM is faster.
             learner = BlackBoxLearner(model, fast_forward if settings.fast and device.type == "cpu" else call_module)
     elif kind == "gradient":
-        learner = GradientLearner(settings.model, settings.ways, settings.fast_lr, settings.adapt_steps,
-                                  settings.test_adapt_steps, settings.first_order, generator)
+        # The learn2learn loop is the reference; the vectorized one computes the same on the same weights.
+        impl = BatchedGradientLearner if settings.maml_impl == "vectorized" else GradientLearner
+        learner = impl(settings.model, settings.ways, settings.fast_lr, settings.adapt_steps,
+                       settings.test_adapt_steps, settings.first_order, generator)
     else:
         learner = ProtoNetLearner(generator, settings.shots)
     learner.module.to(device)

@@ -27,6 +27,7 @@ from typing import Iterator
 
 from episodes.errors import UsageError
 from episodes.files import atomic_write_json, atomic_write_text
+from mann.models.hyperparameters import GRADIENT_MODELS, LEGACY_MAML_IMPL
 from mann.sweep.grid import Cell
 
 SPEC_FILE = "sweep.json"
@@ -36,7 +37,16 @@ LOCK_FILE = ".lock"
 # Stores written before sweeps had a models axis hold MANN cells without these fields: they had these values.
 LEGACY_IDENTITY = {"model": "mann", "lr_halve_every": 0, "train_ways": None, "fast_lr": None, "adapt_steps": None,
                    "test_adapt_steps": None, "first_order": None, "train_queries": None, "val_queries": None, "patience": 0,
-                   "refit": False, "also_test_ways": [], "resize": "lanczos"}
+                   "refit": False, "also_test_ways": [], "resize": "lanczos", "maml_impl": None}
+
+
+def legacy_identity(identity: dict) -> dict:
+    """A stored cell's identity with the fields it predates filled in as they were then: gradient
+    models adapted with learn2learn's loop before ``maml_impl`` existed, other models have none."""
+    filled = {**LEGACY_IDENTITY, **identity}
+    if "maml_impl" not in identity and filled["model"] in GRADIENT_MODELS:
+        filled["maml_impl"] = LEGACY_MAML_IMPL
+    return filled
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -116,7 +126,7 @@ class ResultStore:
                     f"but no {SPEC_FILE}: it is not a sweep's store; pass --name NEW to write elsewhere"
                 )
             return
-        saved = {cell: {**LEGACY_IDENTITY, **identity} for cell, identity in self.spec().get("cells", {}).items()}
+        saved = {cell: legacy_identity(identity) for cell, identity in self.spec().get("cells", {}).items()}
         wanted = {c.id: c.identity() for c in cells}
         if saved != wanted:
             raise UsageError(

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from episodes.errors import UsageError
 from episodes.layout import DRAWERS, RESIZES, SCHEMES, episode_shape_problems
 from mann.models.hyperparameters import (
-    FLAGS, KIND_FIELDS, MODELS, is_plugin, model_kind, model_label, published_defaults, resolve_plugin_spec,
+    FLAGS, GRADIENT_MODELS, KIND_FIELDS, LEGACY_MAML_IMPL, MAML_IMPLS, MODELS, is_plugin, model_kind, model_label, published_defaults, resolve_plugin_spec,
 )
 
 Check = tuple[bool, str]
@@ -28,7 +28,8 @@ class TrainConfig:
         (``file.py:Class``). batch_size: episodes per step (a meta-batch).
     lr: Adam's learning rate; lr_halve_every: halve it every so many steps (0: never).
     hidden, fast: black-box models only. fast_lr, adapt_steps, test_adapt_steps,
-        first_order: gradient-based models only. train_ways, train_queries: N and the
+        first_order, maml_impl: gradient-based models only (maml_impl: "vectorized",
+        every task of a meta-batch adapted at once, or "learn2learn", its per-task loop). train_ways, train_queries: N and the
         queries per class of ProtoNets' training episodes (it may train wider than it
         tests); val_queries: queries per class of its validation episodes. A field
         that does not apply is None.
@@ -58,6 +59,7 @@ class TrainConfig:
     adapt_steps: int | None = None
     test_adapt_steps: int | None = None
     first_order: bool | None = None
+    maml_impl: str | None = None
     seed: int = 0
     split: str = "cs330"
     split_seed: int = 1
@@ -115,6 +117,8 @@ class TrainConfig:
         if values.get("model") == "protonet":  # ProtoNets runs from before these fields had one query row
             values.setdefault("train_queries", 1)
             values.setdefault("val_queries", 1)
+        if values.get("model") in GRADIENT_MODELS and "maml_impl" not in values:
+            values["maml_impl"] = LEGACY_MAML_IMPL  # gradient runs from before maml_impl used learn2learn's loop
         return cls(**values)
 
 
@@ -170,6 +174,7 @@ def config_checks(c: TrainConfig) -> list[Check]:
             ((c.adapt_steps or 0) >= 1, f"--adapt-steps {c.adapt_steps}: use 1 or more"),
             ((c.test_adapt_steps or 0) >= 1, f"--test-adapt-steps {c.test_adapt_steps}: use 1 or more"),
             (isinstance(c.first_order, bool), f"--first-order {c.first_order}: true or false"),
+            (c.maml_impl in MAML_IMPLS, f"--maml-impl {c.maml_impl!r}: choose {' or '.join(MAML_IMPLS)}"),
         ]
     if kind == "metric":
         checks.append((isinstance(c.train_ways, int) and c.train_ways >= 2,

@@ -1,6 +1,9 @@
-"""Which device a run uses, and how many CPU threads."""
+"""Which device a run uses, how many CPU threads, and how the C allocator keeps freed memory."""
 
 from __future__ import annotations
+
+import ctypes
+import ctypes.util
 
 import torch
 
@@ -23,3 +26,28 @@ def set_threads(threads: int | None) -> None:
     if threads < 1:
         raise UsageError(f"--threads {threads}: use 1 or more")
     torch.set_num_threads(threads)
+
+
+# glibc mallopt parameters (malloc.h).
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD_MAX = 32 << 20  # glibc's ceiling for M_MMAP_THRESHOLD on 64-bit
+TRIM_THRESHOLD = 1 << 30
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc's malloc reuse freed blocks up to 32 MiB instead of handing them back to the OS.
+
+    By default blocks over a (moving) threshold are mmap'ed and unmapped on free,
+    and the heap's top is trimmed, so a loop allocating the same activations
+    every step page-faults them in afresh: a 20-way MAML meta-update on the
+    CPU (16 MiB activations) took ~220,000 minor faults per step and a third
+    longer here. Fixing the thresholds keeps those pages mapped (the process
+    keeps its peak heap). Returns False where there is no glibc (nothing changed).
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))

@@ -37,7 +37,7 @@ from mann.provenance import run_environment
 from mann.stats import mean_ci95
 from mann.training.config import TrainConfig
 from mann.training.data import RunSplits
-from mann.training.device import resolve_device
+from mann.training.device import keep_freed_memory, resolve_device
 from mann.training.scoring import evaluate
 from mann.training.run_folder import (
     check_run_folder, finished_summary, load_checkpoint, save_checkpoint, write_log, write_summary,
@@ -61,6 +61,7 @@ def train(
     own progress.
     """
     device = resolve_device(config.device)
+    keep_freed_memory()  # every step allocates the same activations: keep their pages mapped
     out = ensure_writable_dir(out)
     check_run_folder(out, resume)
     finished = finished_summary(out, config) if resume else None
