@@ -174,7 +174,9 @@ def test_missing_learn2learn_names_the_install_script(monkeypatch, tmp_path, cap
         (["--model", "maml-cnn", "--fast-lr", "0"], "--fast-lr 0"),
         (["--model", "protonet", "-N", "1"], "--ways 1"),
         (["--model", "protonet", "--train-ways", "1"], "--train-ways 1: use 2 or more"),
-        (["--model", "protonet", "--split", "vinyals"], "--split 'vinyals'"),
+        (["--model", "protonet", "--split", "omniglot"], "--split 'omniglot': choose one of cs330, lake, vinyals"),
+        (["--model", "protonet", "--split", "vinyals", "--rotations"], "--rotations does not apply to --split vinyals"),
+        (["--model", "mann", "--train-queries", "5"], "--train-queries 5: applies to gradient, metric models only, not mann"),
     ],
 )
 def test_bad_baseline_arguments_are_one_clear_line(argv, match, tmp_path, capsys):

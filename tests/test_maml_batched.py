@@ -138,3 +138,21 @@ def test_maml_impl_is_a_gradient_setting_and_old_runs_read_as_learn2learn():
     old_mann = {k: v for k, v in make_config("mann", 5).to_dict().items() if k != "maml_impl"}
     assert TrainConfig.from_dict(old_mann).maml_impl is None
     assert legacy_identity(old)["maml_impl"] == "learn2learn" and legacy_identity(old_mann)["maml_impl"] is None
+
+
+@pytest.mark.parametrize("model", ["maml-cnn", "anil-cnn"])
+def test_several_query_rows_give_learn2learns_meta_gradient(learn2learn, model):
+    # Finn et al.'s K-shot episodes train on K queries per class: K support rows, then Q query rows.
+    args = (model, WAYS, 0.4, 1, 3, False, torch.Generator().manual_seed(0))
+    reference, ours = GradientLearner(*args, shots=2), BatchedGradientLearner(*args, shots=2)
+    ours.module.load_state_dict(reference.module.state_dict())
+    for learner in (reference, ours):
+        learner.module.double()
+    images, labels = episodes(4, WAYS, 4, seed=5, dtype=torch.float64)  # 5 rows: K=2 support, Q=3 queries
+
+    def gradient(learner):
+        logits = learner.scores(images, hide_query_labels(labels, 3), training=True)
+        assert logits.shape == (4, 3 * WAYS, WAYS)
+        return list(torch.autograd.grad(query_loss(logits, labels), list(learner.module.parameters())))
+
+    assert largest_difference(gradient(reference), gradient(ours)) < 1e-10

@@ -25,14 +25,17 @@ class GradientLearner:
     model: maml-fc | maml-cnn | metasgd-cnn | anil-cnn; fast_lr: the inner step
         size (Meta-SGD: its initial value); adapt_steps / test_adapt_steps: inner
         steps in training / when scoring; first_order: drop second-order terms.
+    shots: K, the support rows of an episode; the rows after them are queries (MAML's
+        K-shot episodes train on K queries per class).
     module: every meta-learned parameter (the learner's initial weights, and
         Meta-SGD's step sizes), for the optimiser, ``model.pt`` and the count.
     """
 
     def __init__(self, model: str, ways: int, fast_lr: float, adapt_steps: int, test_adapt_steps: int,
-                 first_order: bool, generator: torch.Generator) -> None:
+                 first_order: bool, generator: torch.Generator, shots: int | None = None) -> None:
         l2l = import_learn2learn()
         self.adapt_steps, self.test_adapt_steps = adapt_steps, test_adapt_steps
+        self.shots = shots  # K: the support rows (None: all but the last row); the rest are queries
         net = fc_learner(ways, generator) if model == "maml-fc" else cnn_learner(ways, generator)
         algorithm = model.split("-")[0]
         if algorithm == "maml":
@@ -48,12 +51,12 @@ class GradientLearner:
         self.anil = algorithm == "anil"
 
     def scores(self, images: torch.Tensor, labels: torch.Tensor, training: bool) -> torch.Tensor:
-        """Query logits float32 [B, N, N] after adapting to each episode's support set.
+        """Query logits float32 [B, Q·N, N] after adapting to each episode's support set (Q = the rows after K).
 
         training=True keeps the graph for the meta-gradient; otherwise the
         result is detached and the adaptation first-order.
         """
-        tasks = episode_to_tasks(images, labels)
+        tasks = episode_to_tasks(images, labels, self.shots)
         steps = self.adapt_steps if training else self.test_adapt_steps
         first_order = None if training else True
         out = []

@@ -50,7 +50,7 @@ PLUGIN_HINT = "or path/to/file.py:ClassName / package.module:ClassName for your 
 # The hyperparameters that belong to one kind of learner, and the flag that sets each.
 KIND_FIELDS = {
     "black-box": ("hidden", "fast"),
-    "gradient": ("fast_lr", "adapt_steps", "test_adapt_steps", "first_order", "maml_impl"),
+    "gradient": ("fast_lr", "adapt_steps", "test_adapt_steps", "first_order", "maml_impl", "train_queries"),
     "metric": ("train_ways", "train_queries", "val_queries"),
 }
 FLAGS = {"hidden": "--hidden", "fast": "--no-fast", "fast_lr": "--fast-lr", "adapt_steps": "--adapt-steps",
@@ -112,7 +112,7 @@ def published_defaults(model: str, ways: int) -> dict:
     defaults = dict(
         schedule, steps=60_000, batch_size=16 if wide else 32, lr=3e-3, lr_halve_every=0,
         fast_lr=0.1 if wide else 0.4, adapt_steps=5 if wide else 1, test_adapt_steps=5 if wide else 3,
-        first_order=False, maml_impl="vectorized",
+        first_order=False, maml_impl="vectorized", train_queries=1,
     )
     if model == "metasgd-cnn":
         # Meta-SGD learns its step sizes for a fixed number of steps: one.

@@ -199,8 +199,9 @@ class BatchedGradientLearner:
     """
 
     def __init__(self, model: str, ways: int, fast_lr: float, adapt_steps: int, test_adapt_steps: int,
-                 first_order: bool, generator: torch.Generator) -> None:
+                 first_order: bool, generator: torch.Generator, shots: int | None = None) -> None:
         self.adapt_steps, self.test_adapt_steps, self.first_order = adapt_steps, test_adapt_steps, first_order
+        self.shots = shots  # K: the support rows (None: all but the last row); the rest are queries
         self.fast_lr = fast_lr
         net = fc_learner(ways, generator) if model == "maml-fc" else cnn_learner(ways, generator)
         self.features = fc_features if model == "maml-fc" else cnn_features
@@ -215,13 +216,13 @@ class BatchedGradientLearner:
             raise ValueError(f"not a gradient-based model: {model}")
 
     def scores(self, images: torch.Tensor, labels: torch.Tensor, training: bool) -> torch.Tensor:
-        """Query logits float32 [B, N, N] after adapting to each episode's support set.
+        """Query logits float32 [B, Q·N, N] after adapting to each episode's support set (Q = the rows after K).
 
         training=True keeps the graph for the meta-gradient (second order unless
         ``first_order``); otherwise the adaptation is first-order on detached
         meta-parameters and the result is detached.
         """
-        tasks = episode_to_tasks(images, labels)
+        tasks = episode_to_tasks(images, labels, self.shots)
         steps = self.adapt_steps if training else self.test_adapt_steps
         create_graph = training and not self.first_order
         with torch.enable_grad():  # adaptation needs gradients even when scoring

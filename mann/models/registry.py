@@ -57,7 +57,7 @@ def build_learner(settings: LearnerSettings, device: torch.device | str = "cpu")
         # The learn2learn loop is the reference; the vectorized one computes the same on the same weights.
         impl = BatchedGradientLearner if settings.maml_impl == "vectorized" else GradientLearner
         learner = impl(settings.model, settings.ways, settings.fast_lr, settings.adapt_steps,
-                       settings.test_adapt_steps, settings.first_order, generator)
+                       settings.test_adapt_steps, settings.first_order, generator, shots=settings.shots)
     else:
         learner = ProtoNetLearner(generator, settings.shots)
     learner.module.to(device)

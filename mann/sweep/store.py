@@ -44,8 +44,11 @@ def legacy_identity(identity: dict) -> dict:
     """A stored cell's identity with the fields it predates filled in as they were then: gradient
     models adapted with learn2learn's loop before ``maml_impl`` existed, other models have none."""
     filled = {**LEGACY_IDENTITY, **identity}
-    if "maml_impl" not in identity and filled["model"] in GRADIENT_MODELS:
-        filled["maml_impl"] = LEGACY_MAML_IMPL
+    if filled["model"] in GRADIENT_MODELS:
+        if "maml_impl" not in identity:
+            filled["maml_impl"] = LEGACY_MAML_IMPL
+        if "train_queries" not in identity:  # one query row before gradient models could train on more
+            filled["train_queries"] = 1
     return filled
 
 

@@ -117,8 +117,10 @@ class TrainConfig:
         if values.get("model") == "protonet":  # ProtoNets runs from before these fields had one query row
             values.setdefault("train_queries", 1)
             values.setdefault("val_queries", 1)
-        if values.get("model") in GRADIENT_MODELS and "maml_impl" not in values:
-            values["maml_impl"] = LEGACY_MAML_IMPL  # gradient runs from before maml_impl used learn2learn's loop
+        if values.get("model") in GRADIENT_MODELS:
+            if "maml_impl" not in values:  # gradient runs from before maml_impl used learn2learn's loop
+                values["maml_impl"] = LEGACY_MAML_IMPL
+            values.setdefault("train_queries", 1)  # ... and one query row
         return cls(**values)
 
 
@@ -152,8 +154,9 @@ def make_config(model: str = "mann", ways: int = 5, **given) -> TrainConfig:
 
 
 def not_applicable(kind: str) -> tuple[str, ...]:
-    """The hyperparameters of every other kind of learner."""
-    return tuple(f for k, names in KIND_FIELDS.items() if k != kind for f in names)
+    """The hyperparameters of every other kind of learner (a field two kinds share applies to both)."""
+    own = KIND_FIELDS.get(kind, ())
+    return tuple(dict.fromkeys(f for k, names in KIND_FIELDS.items() if k != kind for f in names if f not in own))
 
 
 def config_checks(c: TrainConfig) -> list[Check]:
@@ -176,13 +179,15 @@ def config_checks(c: TrainConfig) -> list[Check]:
             (isinstance(c.first_order, bool), f"--first-order {c.first_order}: true or false"),
             (c.maml_impl in MAML_IMPLS, f"--maml-impl {c.maml_impl!r}: choose {' or '.join(MAML_IMPLS)}"),
         ]
+    if kind in ("metric", "gradient"):
+        checks.append((isinstance(c.train_queries, int) and c.train_queries >= 1,
+                       f"--train-queries {c.train_queries}: use 1 or more queries per class"))
     if kind == "metric":
         checks.append((isinstance(c.train_ways, int) and c.train_ways >= 2,
                        f"--train-ways {c.train_ways}: use 2 or more classes"))
-        checks.append((isinstance(c.train_queries, int) and c.train_queries >= 1,
-                       f"--train-queries {c.train_queries}: use 1 or more queries per class"))
         checks.append((isinstance(c.val_queries, int) and c.val_queries >= 1,
                        f"--val-queries {c.val_queries}: use 1 or more queries per class"))
+    if kind in ("metric", "gradient"):
         for flag, q in (("--train-queries", c.train_queries), ("--val-queries", c.val_queries)):
             if isinstance(q, int) and isinstance(c.shots, int):
                 checks.append((c.shots + q <= DRAWERS,
