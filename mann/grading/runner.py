@@ -257,6 +257,11 @@ class Sandbox:
             self._kill()
         shutil.rmtree(self.root, ignore_errors=True)
 
+    def reset(self) -> None:
+        """Kill the server (the next test starts a fresh one): after a test was
+        interrupted, its late answer must not be read as the next test's."""
+        self._kill()
+
     def _kill(self) -> None:
         if self.process is None:
             return
