@@ -143,3 +143,26 @@ def test_a_handed_in_results_file_with_a_huge_header_is_unreadable_not_allocated
     verdict = results_judge(grading_reference, {"runs": [[1, 2, 0.9]]}, tmp_path)
     assert not verdict.passed
     assert "mann_results_1_2.npy: unreadable" in verdict.message and "declares shape [100000000000000]" in verdict.message
+
+
+HUGE_WEIGHT = {"mann.py": {"init": "self.layer1.weight_hh_l0 = nn.Parameter(torch.zeros(16, 10000))\n"
+                                   "for layer in (self.layer1, self.layer2):"}}
+
+
+def test_a_huge_returned_weight_is_refused_by_shape_before_any_computation(grader, tmp_path):
+    """mann_init squares weight_hh (W^T W): on a [16, 10000] one that was a
+    [10000, 10000] float64 matrix, three times over (2.6 GB in the grader)."""
+    rubric = rubric_for_tests(["mann_init"], {"wall_s": 30, "cpu_s": 20, "file_mb": 4})
+    make_variant(tmp_path / "a_huge", HUGE_WEIGHT)
+    make_variant(tmp_path / "b_correct", {})
+    subs = {s.name: s for s in find_submissions([tmp_path])}
+    tracemalloc.start()
+    huge = grader.grade(subs["a_huge"], rubric)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    (test,) = huge.tests
+    assert not test.passed, test.message
+    assert "layer1.weight_hh_l0 has shape [16, 10000]; expected [4·hidden, hidden] = [128, 32]" in test.message
+    assert peak < 64 << 20, f"the grader allocated {peak >> 20} MB judging it"
+    correct = grader.grade(subs["b_correct"], rubric)
+    assert correct.score == correct.max_score, correct.tests[0].message

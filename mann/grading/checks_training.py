@@ -13,7 +13,7 @@ import numpy as np
 
 from episodes.layout import DRAWERS
 from episodes.sampler import EVAL_BATCH, EpisodeSampler, flat_positions
-from mann.grading.check import Check, Verdict, fail, ok
+from mann.grading.check import Check, Verdict, fail, ok, shape_problem
 from mann.grading.reference import Reference
 from mann.grading.runner import Probe, RunResult
 
@@ -54,13 +54,16 @@ def training_probe(ref: Reference, p: dict) -> Probe:
 def training_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Verdict:
     n, k, episodes = p["ways"], p["shots"], p["test_episodes"]
     preds = result.arrays.get("test_preds")
-    if preds is None or preds.shape != (episodes, k + 1, n, n):
-        shape = list(preds.shape) if preds is not None else None
-        return fail(f"predictions on the test episodes have shape {shape}; expected [B, K+1, N, N] per batch")
+    wrong = shape_problem(preds, (episodes, k + 1, n, n), f"MANN.forward's predictions on the {episodes} test episodes",
+                          "[B, K+1, N, N] per batch")
+    if wrong:
+        return fail(wrong)
     truth = probe.arrays["test_labels"][:, -1]
     accuracy = float((preds[:, -1].argmax(-1) == truth).mean())
-    losses = result.arrays.get("losses", np.zeros(1))
-    curve = f"training loss {losses[:10].mean():.3f} -> {losses[-10:].mean():.3f}" if losses.size else ""
+    losses = result.arrays.get("losses")
+    curve = ""  # only for the curve of the steps asked for, as the probe records it
+    if not shape_problem(losses, (p["steps"],), "the losses") and losses.size:
+        curve = f"training loss {losses[:10].mean():.3f} -> {losses[-10:].mean():.3f}"
     summary = (f"{n}-way {k}-shot after {p['steps']} steps: {100 * accuracy:.1f}% query accuracy on {episodes} "
                f"test episodes (query labels hidden; chance {100 / n:.0f}%, needed {100 * p['threshold']:.0f}%); {curve}")
     if not np.isfinite(preds).all():

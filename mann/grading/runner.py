@@ -428,8 +428,8 @@ def check_info(info, job: dict) -> dict:
             if not (isinstance(lists, list) and all(isinstance(x, str) for x in lists)):
                 raise RawOutputError(f"info.json {key}[{i}]: 'folder_lists' is not a list of names")
             if key == "configs" and asked is not None:
-                # the judges read N, K and the split from these records: they must be the request's
-                request = {f: asked[i].get(f) for f in ("ways", "shots", "split")}
+                # the judges read N, K, the split and the episode count from these records: they must be the request's
+                request = {f: asked[i].get(f) for f in ("ways", "shots", "split", "episodes")}
                 if {f: record.get(f) for f in request} != request:
                     raise RawOutputError(f"info.json configs[{i}] says {({f: record.get(f) for f in request})}, "
                                          f"but {request} was requested")

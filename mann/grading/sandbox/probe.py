@@ -126,7 +126,7 @@ def probe_episodes(job: dict, inputs: dict) -> tuple[dict, dict]:
     generator_class = call("find DataGenerator", getattr, load_data, "DataGenerator")
     arrays, configs = {}, []
     for i, cfg in enumerate(job["configs"]):
-        record = {"ways": cfg["ways"], "shots": cfg["shots"], "split": cfg["split"]}
+        record = {"ways": cfg["ways"], "shots": cfg["shots"], "split": cfg["split"], "episodes": cfg["episodes"]}
         configs.append(record)
         try:
             generator = call(
