@@ -97,11 +97,20 @@ class RunResult:
 
 @dataclass(frozen=True)
 class Probe:
-    """One request: which probe to run, its job (JSON) and input arrays."""
+    """One request: which probe to run, its job (JSON) and input arrays.
+
+    answers: what the judge needs that the submission must not see (the test
+    episodes' query labels); never sent into the sandbox.
+    data: whether the test needs the PNG tree; a test that sends its images
+    as arrays runs without it, so a submission cannot look its images up
+    there (which character, hence which label).
+    """
 
     kind: str
     job: dict
     arrays: dict
+    answers: dict = field(default_factory=dict)
+    data: bool = True
 
 
 def grader_paths() -> list[Path]:
@@ -297,7 +306,9 @@ class Sandbox:
             shutil.rmtree(data_link)
         elif data_link.exists() or data_link.is_symlink():
             data_link.unlink()
-        data_link.symlink_to(self.data_tree)
+        if probe.data:
+            data_link.symlink_to(self.data_tree)
+        data = [str(self.data_tree)] if probe.data else []
         for folder in (work / "tmp", work / "home", inputs, outdir):
             folder.mkdir(parents=True, exist_ok=True)
         np.savez(inputs / "inputs.npz", **probe.arrays)
@@ -306,7 +317,7 @@ class Sandbox:
         request = {
             "id": self.counter,
             "kind": probe.kind,
-            "job": {**probe.job, "data_folder": str(self.data_tree)},
+            "job": {**probe.job, "data_folder": str(self.data_tree)} if probe.data else probe.job,
             "inputs": str(inputs / "inputs.npz"),
             "outdir": str(outdir),
             "cwd": str(code),
@@ -318,7 +329,7 @@ class Sandbox:
                        "file_mb": limits.file_mb, "processes": 256 if self.uid is not None else 0},
             "uid": self.uid, "gid": self.gid,
             "landlock": bool(self.landlock_abi),
-            "read": [*self.read_roots, str(self.site_view), str(self.data_tree), str(inputs)],
+            "read": [*self.read_roots, str(self.site_view), *data, str(inputs)],
             "write": [str(work), str(outdir)],
             "devices": DEVICES,
         }
