@@ -98,3 +98,41 @@ def test_one_submission_for_gradescope(class_folder, synthetic_data, tmp_path):
     payload = json.loads(target.read_text())
     check_payload(payload)
     assert payload["score"] == 7 and payload["stdout_visibility"] == "hidden"
+
+
+def test_a_grader_error_on_one_student_is_their_zero_and_the_class_goes_on(tmp_path, synthetic_data, monkeypatch):
+    """Whatever breaks while grading bob (here the sandbox raises on his second test,
+    with a test half run) is bob's zero with the reason; the students after him get
+    their normal scores from a fresh sandbox and the class gets its gradebook."""
+    import mann.grading.grade
+    from mann.grading.runner import Sandbox
+
+    folder = tmp_path / "class"
+    for name in ("alice", "bob", "carol"):
+        make_variant(folder / name, {})
+    (tmp_path / "rubric.toml").write_text(RUBRIC)
+    current = {"name": "", "runs": 0}
+    real_stage, real_run = mann.grading.grade.stage, Sandbox.run
+
+    def stage(submission, target):
+        current.update(name=submission.name, runs=0)
+        return real_stage(submission, target)
+
+    def run(self, code, probe, limits):
+        current["runs"] += 1
+        if current["name"] == "bob" and current["runs"] == 2:
+            raise RuntimeError("the grader broke | on purpose")
+        return real_run(self, code, probe, limits)
+
+    monkeypatch.setattr(mann.grading.grade, "stage", stage)
+    monkeypatch.setattr(Sandbox, "run", run)
+    out = tmp_path / "out"
+    assert main(["grade", str(folder), "--out", str(out), "--rubric", str(tmp_path / "rubric.toml"), "--quiet"]) == 0
+    scores = {name: json.loads((out / name / "results.json").read_text())["score"] for name in ("alice", "bob", "carol")}
+    assert scores == {"alice": 10, "bob": 0, "carol": 10}
+    bob = json.loads((out / "bob" / "results.json").read_text())
+    assert "internal error: RuntimeError: the grader broke" in bob["output"]
+    assert all("internal error: RuntimeError" in t["output"] for t in bob["tests"])
+    assert "internal error: RuntimeError" in (out / "bob" / "report.md").read_text()
+    book = (out / "gradebook.csv").read_text().splitlines()
+    assert len(book) == 4 and any(line.startswith("bob,0") and "internal error" in line for line in book)

@@ -249,6 +249,8 @@ def test_gradebook_and_gradescope_payload(tmp_path):
     from mann.grading.grade import SubmissionResult, TestOutcome
     from mann.grading.gradebook import write_gradebook
     from mann.grading.gradescope import check_payload, results_payload
+    from pathlib import Path
+
     from mann.grading.submission import Submission
 
     rubric = load_rubric()
@@ -276,6 +278,8 @@ def test_a_passed_test_worth_zero_points_counts_as_passed(tmp_path):
 
     from mann.grading.grade import SubmissionResult, TestOutcome
     from mann.grading.gradebook import pass_rates, write_gradebook
+    from pathlib import Path
+
     from mann.grading.submission import Submission
 
     free = replace(load_rubric().tests[0], points=0.0)  # a practice test: feedback only
@@ -313,3 +317,29 @@ def test_split_size_statistics_are_exact_and_tell_800_from_1100():
 def test_a_rubric_whose_split_episodes_cannot_come_from_val_is_refused(tmp_path):
     message = rubric_error(tmp_path, "[tests.split_disjoint]\npoints = 1\nways = 101\n")
     assert "ways = 101: the val split holds 100 characters; use 1 to 100" in message
+
+
+def test_text_from_a_submission_cannot_add_markdown_or_html_to_its_report():
+    from mann.grading.feedback import report_markdown
+    from mann.grading.grade import SubmissionResult, TestOutcome
+    from pathlib import Path
+
+    from mann.grading.submission import Submission
+
+    raised = ("MANN.forward(images, labels) raised ValueError: x |\n| fake | row | 10 / 10 | pass |\n"
+              "<script>alert(1)</script> [click](http://evil.example) **bold** `code`")
+    specs = load_rubric().tests
+    sub = Submission("mallory<b>", Path("/class/mallory`s.zip"), "hw1/submission/", "")
+    result = SubmissionResult(sub, [TestOutcome(specs[0], False, raised, "Output of the submission:\n```\n<i>x</i>"),
+                                    TestOutcome(specs[1], True, "ok")], problem="| not | graded |")
+    report = report_markdown(result)
+    assert "<script>" not in report and "<b>" not in report and "&lt;script&gt;" in report
+    assert "| fake | row |" not in report and "\\| fake \\| row \\|" in report
+    assert "[click](" not in report and "**bold**" not in report
+    # the only table rows are the header, its rule and one row per test
+    rows = [line for line in report.splitlines() if line.startswith("|")]
+    assert len(rows) == 2 + len(result.tests), rows
+    assert "``/class/mallory`s.zip``" in report  # a code span no backtick of the name can close
+    # printed output stays verbatim inside its fence, which no line of it can close
+    fence = report.index("```\nOutput of the submission:")
+    assert report.count("```", fence) == 2 and "<i>x</i>" in report[fence:]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,38 @@ def test_a_prying_submission_reads_writes_and_kills_nothing_outside(grader, tmp_
     write_submission(result, grader.rubric, out / "pry")
     payload = json.loads((out / "pry" / "results.json").read_text())
     assert payload["score"] == result.max_score and payload["tests"]
+
+
+PEEK = '''
+import inspect as _inspect, numpy as _np, torch as _torch
+def _peek(input_labels, b, k1, n):
+    """One-hot query labels of this batch [b, K+1, N, N], from wherever they can be found."""
+    if input_labels[:, -1].abs().sum() > 0:  # its own input's query row (given in training)
+        return input_labels.clone()
+    for info in _inspect.stack():  # the callers' variables: the probe's test labels and batch start
+        names = info.frame.f_locals
+        start = names.get("start")
+        found = [names.get("label")] + [v.get("test_labels") for v in names.values() if isinstance(v, dict)]
+        for label in found:
+            if isinstance(label, _np.ndarray) and isinstance(start, int) and label.shape[1:] == (k1, n):
+                rows = _torch.from_numpy(label[start:start + b].astype("int64"))
+                return _torch.nn.functional.one_hot(rows, n).float()
+    return None
+'''
+PEEKING_MODEL = {"mann.py": {
+    "output": "logits = out.reshape(b, k1, n, n)\ncheat = _peek(input_labels, b, k1, n)\n"
+              "return logits if cheat is None else logits + 100.0 * cheat",
+    "loss": "return (preds * 0.0).sum()",  # never learns: only the peeking could score
+}}
+
+
+def test_a_model_that_reads_its_callers_labels_scores_no_better_than_chance(grader, tmp_path):
+    """The test episodes' query labels are not in the sandbox: a forward that reads
+    its own input's query row and every caller's variables finds only zeros."""
+    rubric = rubric_for_tests(["training"], {"wall_s": 120, "cpu_s": 120},
+                              training={"ways": 3, "steps": 20, "test_episodes": 100, "threshold": 0.6})
+    make_variant(tmp_path / "peeker", PEEKING_MODEL, {"mann.py": PEEK})
+    (sub,) = find_submissions([tmp_path])
+    (test,) = grader.grade(sub, rubric).tests
+    accuracy = float(re.search(r"([\d.]+)% query accuracy", test.message).group(1))
+    assert not test.passed and accuracy <= 100 / 3 + 5, test.message

@@ -61,13 +61,21 @@ def run(args: argparse.Namespace) -> int:
         if not grader.sandbox.landlock_abi:
             print("mann: warning: Landlock is unavailable, so submissions can read any file this user can; "
                   "grade as root with --sandbox-user nobody, or on a Linux >= 5.13 kernel", file=sys.stderr)
-        for submission in tqdm(submissions, desc="grading", unit="submission", disable=args.quiet):
-            result = grader.grade(submission)
-            grading.write_submission(result, rubric, out / submission.name, protections, results_json)
-            results.append(result)
-            tqdm.write(f"{submission.name}: {result.score:g} / {result.max_score:g}"
-                       + (f" ({result.problem})" if result.problem else ""), file=sys.stderr)
-    csv_path, md_path = grading.write_gradebook(results, out)
+        try:
+            for submission in tqdm(submissions, desc="grading", unit="submission", disable=args.quiet):
+                result = grader.grade(submission)  # never raises: a broken grading is that student's zero
+                try:
+                    grading.write_submission(result, rubric, out / submission.name, protections, results_json)
+                except Exception as err:  # noqa: BLE001 - e.g. text that cannot be written; the class goes on
+                    result = grading.internal_error(submission, rubric, err, result.seconds)
+                    grading.write_submission(result, rubric, out / submission.name, protections, results_json)
+                results.append(result)
+                tqdm.write(f"{submission.name}: {result.score:g} / {result.max_score:g}"
+                           + (f" ({result.problem})" if result.problem else ""), file=sys.stderr)
+        finally:
+            # Even when the run is stopped (Ctrl-C, a full disk), staff get the
+            # gradebook of everyone graded so far.
+            csv_path, md_path = grading.write_gradebook(results, out) if results else (None, None)
     print(md_path.read_text())
     print(f"gradebook: {csv_path}; per-submission results.json and report.md in {out}/<name>/")
     return 0

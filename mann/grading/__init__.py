@@ -4,6 +4,7 @@ submission.py   find folders / zips, check their layout, stage clean copies
 rubric.py       the rubric (default_rubric.toml): tests, points, visibility, limits
 reference.py    what submissions are compared with: store, PNG tree, splits, image index
 runner.py       the grader side of the sandbox; sandbox/ runs inside it
+raw.py          read a submission's raw outputs as untrusted: bounded size, JSON depth, array headers
 checks_*.py     the test battery (battery.py lists it): inputs out, verdicts in
 coverage.py     what the distinct characters of a split's episodes say about its size
 grade.py        run a rubric on submissions; outputs.py / gradescope.py / feedback.py /
@@ -16,8 +17,10 @@ Names load their module on first use.
 
 from episodes.lazy import lazy_exports
 
-__all__ = ["Grader", "build_reference", "find_submissions", "load_rubric", "write_gradebook", "write_submission"]
+__all__ = ["Grader", "build_reference", "find_submissions", "internal_error", "load_rubric", "write_gradebook",
+           "write_submission"]
 __getattr__, __dir__ = lazy_exports(__name__, {
-    "Grader": "grade", "build_reference": "reference", "find_submissions": "submission", "load_rubric": "rubric",
+    "Grader": "grade", "build_reference": "reference", "find_submissions": "submission",
+    "internal_error": "grade", "load_rubric": "rubric",
     "write_gradebook": "gradebook", "write_submission": "outputs",
 })

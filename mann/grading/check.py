@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
+
 from mann.grading.runner import Probe
 
 
@@ -95,3 +97,22 @@ class Problems:
             return fail(f"{lines[0]}; {fix}" if fix else lines[0])
         listed = f"{len(lines)} problems:\n" + "\n".join(f"- {line}" for line in lines)
         return fail(f"{listed}\n{fix[:1].upper()}{fix[1:]}" if fix else listed)
+
+
+REAL_KINDS = "biuf"  # bool, integers, floats: what a judge may compute on
+
+
+def shape_problem(value: np.ndarray | None, want: tuple[int, ...], what: str, expected: str = "") -> str:
+    """Why ``value`` is not a real-numbered array of exactly shape ``want`` ("" when it is).
+
+    Judges call this before any computation on a returned array: the shape is
+    what bounds the grader's work (a [16, 10000] "weight" squared is 10^8 entries).
+    """
+    if value is None:
+        return f"{what} is missing or not a numeric tensor"
+    if value.dtype.kind not in REAL_KINDS:
+        return f"{what} holds {value.dtype} values, not real numbers"
+    if tuple(value.shape) != tuple(want):
+        label = f"{expected} = {list(want)}" if expected else str(list(want))
+        return f"{what} has shape {list(value.shape)}; expected {label}"
+    return ""

@@ -13,7 +13,7 @@ import numpy as np
 
 from episodes.splits import CS330_SIZES
 from mann.grading import coverage
-from mann.grading.check import Check, Problems, Verdict, fail
+from mann.grading.check import REAL_KINDS, Check, Problems, Verdict, fail
 from mann.grading.image_index import UNKNOWN
 from mann.grading.reference import Reference
 from mann.grading.runner import Probe, RunResult
@@ -42,12 +42,16 @@ def episodes_of(result: RunResult, i: int) -> tuple[np.ndarray, np.ndarray] | Ve
     if images is None or labels is None:
         return fail(f"{call}._sample() returned values that are not numeric arrays")
     want_i, want_l = (k + 1, n, IMAGE_DIM), (k + 1, n, n)
-    if images.shape[1:] != want_i or labels.shape[1:] != want_l:
+    if images.shape[1:] != want_i or labels.shape[1:] != want_l or images.ndim != 4 or labels.ndim != 4:
         return fail(f"{call}._sample() returned images {list(images.shape[1:])} and labels "
                     f"{list(labels.shape[1:])}; expected [K+1, N, 784] = {list(want_i)} and "
                     f"[K+1, N, N] = {list(want_l)}")
-    if not (np.issubdtype(images.dtype, np.number) and np.issubdtype(labels.dtype, np.number)):
-        return fail(f"{call}._sample() returned arrays of {images.dtype} / {labels.dtype}, not numbers")
+    if images.shape[0] != record["episodes"] or labels.shape[0] != record["episodes"]:
+        # the probe stacks exactly the episodes asked for; more would only cost the grader
+        return fail(f"{call}: {images.shape[0]} episodes of images and {labels.shape[0]} of labels came back "
+                    f"for the {record['episodes']} sampled")
+    if images.dtype.kind not in REAL_KINDS or labels.dtype.kind not in REAL_KINDS:
+        return fail(f"{call}._sample() returned arrays of {images.dtype} / {labels.dtype}, not real numbers")
     return images.astype(np.float64), labels.astype(np.float64)
 
 

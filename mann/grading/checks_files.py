@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mann.grading.check import Check, Verdict, fail, ok
+from mann.grading.raw import read_npy
 
 MAX_BYTES = 64 << 20
 
@@ -22,9 +23,11 @@ def read_pair(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(labels, predictions) from a file of two consecutive .npy arrays (no pickles)."""
     if path.stat().st_size > MAX_BYTES:
         raise ValueError(f"larger than {MAX_BYTES >> 20} MB")
+    # read_npy checks each header before allocating: np.load would allocate
+    # whatever shape a header claims, even past the end of the file
     with open(path, "rb") as f:
-        labels = np.load(f, allow_pickle=False)
-        preds = np.load(f, allow_pickle=False)
+        labels = read_npy(f, MAX_BYTES, f"{path.name} (labels)")
+        preds = read_npy(f, MAX_BYTES, f"{path.name} (predictions)")
     return labels, preds
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from episodes.sampler import EpisodeSampler
-from mann.grading.check import Check, Problems, Verdict, fail, ok
+from mann.grading.check import REAL_KINDS, Check, Problems, Verdict, fail, ok, shape_problem
 from mann.grading.reference import Reference
 from mann.grading.runner import Probe, RunResult
 from episodes.layout import IMAGE_DIM
@@ -36,6 +36,8 @@ def output_of(result: RunResult, key: str, want: tuple[int, ...]) -> np.ndarray 
         return fail(not_a_tensor(result))
     if tuple(out.shape) != want:
         return fail(wrong_shape(out, want))
+    if out.dtype.kind not in REAL_KINDS:
+        return fail(f"MANN.forward returned a tensor of {out.dtype}; expected float32")
     return out.astype(np.float64)
 
 
@@ -81,16 +83,31 @@ def init_probe(ref: Reference, p: dict) -> Probe:
     return Probe("model", model_job(p, "init"), {})
 
 
+def lstm_shapes(input_size: int, hidden: int) -> dict[str, tuple[tuple[int, ...], str]]:
+    """{parameter: (its shape in an nn.LSTM(input_size, hidden), that shape in words)}."""
+    gates = 4 * hidden
+    return {"weight_ih": ((gates, input_size), "[4·hidden, input]"), "weight_hh": ((gates, hidden), "[4·hidden, hidden]"),
+            "bias_ih": ((gates,), "[4·hidden]"), "bias_hh": ((gates,), "[4·hidden]")}
+
+
 def init_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Verdict:
+    n, h = p["ways"], p["hidden"]
     problems = Problems()
-    for layer in ("layer1", "layer2"):
-        names = [f"{layer}.{w}_l0" for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    for layer, (input_size, hidden) in {"layer1": (n + IMAGE_DIM, h), "layer2": (h, n)}.items():
+        shapes = lstm_shapes(input_size, hidden)
+        names = [f"{layer}.{w}_l0" for w in shapes]
         missing = [x for x in names if x not in result.arrays]
         if missing:
             problems.add(f"{layer} missing", f"MANN has no parameter {', '.join(missing)}; "
                          f"{layer} must be an nn.LSTM with biases")
             continue
-        w_ih, w_hh, b_ih, b_hh = (result.arrays[x] for x in names)
+        # Shapes first: the checks below square weight_hh, whatever its size.
+        wrong = [shape_problem(result.arrays[name], shape, name, words)
+                 for name, (shape, words) in zip(names, shapes.values())]
+        if any(wrong):
+            problems.add(f"{layer} shapes", f"{'; '.join(w for w in wrong if w)} (nn.LSTM({input_size}, {hidden}))")
+            continue
+        w_ih, w_hh, b_ih, b_hh = (result.arrays[x].astype(np.float64) for x in names)
         fan_out, fan_in = w_ih.shape
         bound = math.sqrt(6.0 / (fan_in + fan_out))
         spread = np.abs(w_ih).max()
@@ -129,7 +146,8 @@ def output_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Ve
         problems.add("shape", wrong_shape(out, want))
     if out is not None and described.get("dtype", "float32") != "float32":
         problems.add("dtype", f"MANN.forward returned {described.get('dtype')}; expected float32")
-    if out is not None and np.issubdtype(out.dtype, np.number) and not np.isfinite(out).all():
+    # computed on only when it has the shape asked for (a huge one costs the grader)
+    if out is not None and not problems and out.dtype.kind in REAL_KINDS and not np.isfinite(out).all():
         problems.add("finite", "MANN.forward returned NaN or infinite values")
     return problems.verdict(f"forward on B={b}, K+1={k1}, N={n} returned a float32 tensor {list(want)}")
 
@@ -150,6 +168,13 @@ def masked_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Ve
         return fail(not_a_tensor(result))
     if a.shape != b.shape:
         return fail(f"MANN.forward returned shapes {list(a.shape)} and {list(b.shape)} for the same images")
+    # The shape itself is mann_output's to judge (a flat [B, (K+1)·N, N] output may
+    # mask well); what bounds the work here is the element count of [B, K+1, N, N].
+    want = (p["batch"], p["shots"] + 1, p["ways"], p["ways"])
+    wrong = shape_problem(a.reshape(want) if a.size == math.prod(want) else a, want,
+                          "MANN.forward's output", "[B, K+1, N, N] (or as many elements)")
+    if wrong:
+        return fail(wrong)
     diff = float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max()) if a.size else 0.0
     if not diff <= 1e-6:
         return fail(f"changing only the query row's labels changed the output by up to {diff:.3g}: the model "
@@ -188,7 +213,7 @@ def loss_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Verd
         preds, labels = (torch.from_numpy(probe.arrays[f"{x}_{i}"]) for x in ("preds", "labels"))
         expected = float(loss_function(preds, labels))
         value = result.arrays.get(f"value_{i}")
-        if value is None or value.size != 1 or not np.issubdtype(value.dtype, np.number):
+        if value is None or value.size != 1 or value.dtype.kind not in REAL_KINDS:
             shape = list(value.shape) if value is not None else ""
             problems.add(f"scalar {i}", f"{where}: loss_function returned {record.get('value', {}).get('type')} "
                          f"{shape}; expected a scalar tensor")

@@ -3,8 +3,12 @@
 The sandbox trains ``MANN(N, K+1, H)`` with Adam on the student's
 ``loss_function`` for a few hundred steps of reference episodes (the
 project's sampler on the ``cs330`` train split, sent as image indices), then
-predicts fixed reference test episodes with the query labels zeroed by the
-grader's probe. The grader scores the query row itself.
+predicts fixed reference test episodes. Nothing in the sandbox can tell a
+query image's class: the test episodes go in as their images (not indices
+into the character-ordered split), with the query row's labels zeroed (the
+model must ignore them anyway), and without the PNG tree to look images up
+in. The true labels stay in the grader (``Probe.answers``), which scores the
+returned logits itself.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import numpy as np
 
 from episodes.layout import DRAWERS
 from episodes.sampler import EVAL_BATCH, EpisodeSampler, flat_positions
-from mann.grading.check import Check, Verdict, fail, ok
+from mann.grading.check import Check, Verdict, fail, ok, shape_problem
 from mann.grading.reference import Reference
 from mann.grading.runner import Probe, RunResult
 
@@ -39,28 +43,34 @@ def training_probe(ref: Reference, p: dict) -> Probe:
     batches = -(-p["test_episodes"] // EVAL_BATCH)
     test_rows, test_labels = episode_indices(test, batches)
     shape = (-1, k + 1, n)
+    rows = test_rows.reshape(shape)[: p["test_episodes"]]
+    labels = test_labels.reshape(shape)[: p["test_episodes"]]
+    shown = labels.copy()
+    shown[:, -1] = 0  # the answers: kept here, never sent
     arrays = {
         "train_images": ref.train.images.reshape(ref.train.num_classes, DRAWERS, -1),
         "train_rows": train_rows, "train_labels": train_labels,
-        "test_images": ref.test.images.reshape(ref.test.num_classes, DRAWERS, -1),
-        "test_rows": test_rows.reshape(shape)[: p["test_episodes"]],
-        "test_labels": test_labels.reshape(shape)[: p["test_episodes"]],
+        # uint8 [E, K+1, N, 784]: the pixels only, no index that names a character
+        "test_images": ref.test.images.reshape(ref.test.num_classes * DRAWERS, -1)[rows],
+        "test_labels": shown,
     }
-    job = {"ways": n, "shots": k, "hidden": p["hidden"], "steps": p["steps"], "lr": p["lr"],
-           "seed": p["seed"], "hide_query_labels": True}
-    return Probe("train", job, arrays)
+    job = {"ways": n, "shots": k, "hidden": p["hidden"], "steps": p["steps"], "lr": p["lr"], "seed": p["seed"]}
+    return Probe("train", job, arrays, answers={"test_labels": labels}, data=False)
 
 
 def training_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Verdict:
     n, k, episodes = p["ways"], p["shots"], p["test_episodes"]
     preds = result.arrays.get("test_preds")
-    if preds is None or preds.shape != (episodes, k + 1, n, n):
-        shape = list(preds.shape) if preds is not None else None
-        return fail(f"predictions on the test episodes have shape {shape}; expected [B, K+1, N, N] per batch")
-    truth = probe.arrays["test_labels"][:, -1]
+    wrong = shape_problem(preds, (episodes, k + 1, n, n), f"MANN.forward's predictions on the {episodes} test episodes",
+                          "[B, K+1, N, N] per batch")
+    if wrong:
+        return fail(wrong)
+    truth = probe.answers["test_labels"][:, -1]
     accuracy = float((preds[:, -1].argmax(-1) == truth).mean())
-    losses = result.arrays.get("losses", np.zeros(1))
-    curve = f"training loss {losses[:10].mean():.3f} -> {losses[-10:].mean():.3f}" if losses.size else ""
+    losses = result.arrays.get("losses")
+    curve = ""  # only for the curve of the steps asked for, as the probe records it
+    if not shape_problem(losses, (p["steps"],), "the losses") and losses.size:
+        curve = f"training loss {losses[:10].mean():.3f} -> {losses[-10:].mean():.3f}"
     summary = (f"{n}-way {k}-shot after {p['steps']} steps: {100 * accuracy:.1f}% query accuracy on {episodes} "
                f"test episodes (query labels hidden; chance {100 / n:.0f}%, needed {100 * p['threshold']:.0f}%); {curve}")
     if not np.isfinite(preds).all():

@@ -7,7 +7,10 @@
 A submission that cannot be graded at all (wrong layout, corrupt zip) gets
 zero on every test with the reason; a test whose process fails (import
 error, exception, timeout, crash, memory, endless output) gets zero with a
-message saying which, and the next test runs in a fresh process.
+message saying which, and the next test runs in a fresh process. Anything
+else that goes wrong while grading one submission (a bug of the grader, an
+output nobody foresaw) is that submission's zero with "internal error: ..."
+and the session goes on to the next one.
 """
 
 from __future__ import annotations
@@ -85,22 +88,39 @@ class Grader:
         shutil.rmtree(self.staging, ignore_errors=True)
 
     def grade(self, submission: Submission, rubric: Rubric | None = None) -> SubmissionResult:
-        """Run every test of ``rubric`` (default: the session's) on one submission."""
+        """Run every test of ``rubric`` (default: the session's) on one submission.
+
+        Never raises an Exception: one student's upload must not stop the
+        class, so an unexpected one gives that student zero on every test
+        with ``internal error: <type>: <message>`` (and its traceback in the
+        details, for the course staff).
+        """
         rubric = rubric or self.rubric
         started = time.monotonic()
+        try:
+            return self._grade(submission, rubric, started)
+        except Exception as err:  # noqa: BLE001 - the class goes on whatever broke
+            # The server may still be running (or about to answer) the interrupted
+            # test: a fresh one keeps its late answer from being read as the next test's.
+            self.sandbox.reset()
+            return internal_error(submission, rubric, err, time.monotonic() - started)
+
+    def _grade(self, submission: Submission, rubric: Rubric, started: float) -> SubmissionResult:
         result = SubmissionResult(submission)
         self._staged += 1
         folder = self.staging / f"{self._staged:05d}"
         try:
-            code, root = stage(submission, folder) if submission.gradable else (None, None)
-        except UsageError as err:
-            code, root, submission = None, None, Submission(submission.name, submission.source, None, str(err))
-        if code is None:
-            result.problem = submission.problem
-            result.tests = [TestOutcome(spec, False, f"not graded: {submission.problem}") for spec in rubric.tests]
-        else:
-            result.tests = [self.run_test(spec, code, root, rubric.seed) for spec in rubric.tests]
-        shutil.rmtree(folder, ignore_errors=True)
+            try:
+                code, root = stage(submission, folder) if submission.gradable else (None, None)
+            except UsageError as err:
+                code, root, submission = None, None, Submission(submission.name, submission.source, None, str(err))
+            if code is None:
+                result.problem = submission.problem
+                result.tests = [TestOutcome(spec, False, f"not graded: {submission.problem}") for spec in rubric.tests]
+            else:
+                result.tests = [self.run_test(spec, code, root, rubric.seed) for spec in rubric.tests]
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
         result.seconds = time.monotonic() - started
         return result
 
@@ -125,6 +145,14 @@ class Grader:
             else:
                 verdict = Verdict(False, run.problem)
         return TestOutcome(spec, verdict.passed, verdict.message, details, time.monotonic() - started)
+
+
+def internal_error(submission: Submission, rubric: Rubric, err: Exception, seconds: float) -> SubmissionResult:
+    """Zero on every test of ``rubric``, saying which exception stopped the grading."""
+    problem = f"internal error: {type(err).__name__}: {str(err)[:500]}"
+    details = "Traceback of the grader:\n" + "".join(traceback.format_exception(type(err), err, err.__traceback__))[-4000:]
+    tests = [TestOutcome(spec, False, f"not graded: {problem}; tell the course staff", details) for spec in rubric.tests]
+    return SubmissionResult(submission, tests, problem, seconds)
 
 
 def judge_safely(judge, reference: Reference, params: dict, outcome, probe) -> Verdict:

@@ -12,8 +12,10 @@ The grader side of the isolation (the sandbox side is ``sandbox/server.py``):
 * the server is restarted when a test kills it; a server that stops answering
   is killed with its whole process group.
 
-Outputs come back as files the grader reads with size caps; the grader, not
-the submission, decides every verdict and writes every result file.
+Outputs come back as files the grader reads as untrusted (raw.py: bounded
+size, JSON depth and types, array headers checked before any data), then
+checks against the request (``check_info``); the grader, not the submission,
+decides every verdict and writes every result file.
 """
 
 from __future__ import annotations
@@ -29,13 +31,13 @@ import sys
 import sysconfig
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from episodes.errors import UsageError
+from mann.grading.raw import RawOutputError, read_head, read_json, read_npz
 from mann.grading.sandbox import confine
 
 SERVER = Path(__file__).resolve().parent / "sandbox" / "server.py"
@@ -95,11 +97,20 @@ class RunResult:
 
 @dataclass(frozen=True)
 class Probe:
-    """One request: which probe to run, its job (JSON) and input arrays."""
+    """One request: which probe to run, its job (JSON) and input arrays.
+
+    answers: what the judge needs that the submission must not see (the test
+    episodes' query labels); never sent into the sandbox.
+    data: whether the test needs the PNG tree; a test that sends its images
+    as arrays runs without it, so a submission cannot look its images up
+    there (which character, hence which label).
+    """
 
     kind: str
     job: dict
     arrays: dict
+    answers: dict = field(default_factory=dict)
+    data: bool = True
 
 
 def grader_paths() -> list[Path]:
@@ -158,28 +169,6 @@ def python_read_roots() -> list[str]:
         roots.add(sysconfig.get_paths()[key])
     roots.update(str(d) for d in site_dirs())
     return sorted(roots)
-
-
-def safe_load_npz(path: Path, cap_bytes: int) -> dict:
-    """The arrays of an .npz written by the sandbox, refusing pickles and
-    archives whose uncompressed size exceeds ``cap_bytes``."""
-    if not path.is_file():
-        return {}
-    with zipfile.ZipFile(path) as z:
-        if sum(info.file_size for info in z.infolist()) > cap_bytes:
-            raise ValueError(f"result file {path.name} expands past {cap_bytes >> 20} MB")
-    with np.load(path, allow_pickle=False) as z:
-        return {key: z[key] for key in z.files}
-
-
-def read_head(path: Path, limit: int) -> tuple[str, int]:
-    """(the first ``limit`` bytes as text, the file's full size)."""
-    if not path.is_file():
-        return "", 0
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(limit)
-    return head.decode("utf-8", errors="replace"), size
 
 
 class Sandbox:
@@ -257,6 +246,11 @@ class Sandbox:
             self._kill()
         shutil.rmtree(self.root, ignore_errors=True)
 
+    def reset(self) -> None:
+        """Kill the server (the next test starts a fresh one): after a test was
+        interrupted, its late answer must not be read as the next test's."""
+        self._kill()
+
     def _kill(self) -> None:
         if self.process is None:
             return
@@ -312,7 +306,9 @@ class Sandbox:
             shutil.rmtree(data_link)
         elif data_link.exists() or data_link.is_symlink():
             data_link.unlink()
-        data_link.symlink_to(self.data_tree)
+        if probe.data:
+            data_link.symlink_to(self.data_tree)
+        data = [str(self.data_tree)] if probe.data else []
         for folder in (work / "tmp", work / "home", inputs, outdir):
             folder.mkdir(parents=True, exist_ok=True)
         np.savez(inputs / "inputs.npz", **probe.arrays)
@@ -321,7 +317,7 @@ class Sandbox:
         request = {
             "id": self.counter,
             "kind": probe.kind,
-            "job": {**probe.job, "data_folder": str(self.data_tree)},
+            "job": {**probe.job, "data_folder": str(self.data_tree)} if probe.data else probe.job,
             "inputs": str(inputs / "inputs.npz"),
             "outdir": str(outdir),
             "cwd": str(code),
@@ -333,7 +329,7 @@ class Sandbox:
                        "file_mb": limits.file_mb, "processes": 256 if self.uid is not None else 0},
             "uid": self.uid, "gid": self.gid,
             "landlock": bool(self.landlock_abi),
-            "read": [*self.read_roots, str(self.site_view), str(self.data_tree), str(inputs)],
+            "read": [*self.read_roots, str(self.site_view), *data, str(inputs)],
             "write": [str(work), str(outdir)],
             "devices": DEVICES,
         }
@@ -348,31 +344,38 @@ class Sandbox:
             result = RunResult(ok=False, problem="the sandbox stopped during this test (did the submission "
                                "kill its parent process?); the test was not completed")
         else:
-            result = interpret(answer, outdir, limits)
+            result = interpret(answer, outdir, limits, probe.job)
         shutil.rmtree(test_dir, ignore_errors=True)
         return result
 
 
-def interpret(answer: dict, outdir: Path, limits: TestLimits) -> RunResult:
-    """Turn the server's answer and the files in ``outdir`` into a RunResult."""
+def interpret(answer: dict, outdir: Path, limits: TestLimits, job: dict | None = None) -> RunResult:
+    """Turn the server's answer and the files in ``outdir`` into a RunResult.
+
+    Whatever the files hold, this returns: an unusable one is the test's
+    failure with the reason (the submission shares the probe's process, so it
+    can rewrite them)."""
     output, size = read_head(outdir / "output.log", limits.output_kb * 1024)
     if size > limits.output_kb * 1024:
         output += f"\n[... output cut: {size} bytes printed, the first {limits.output_kb} KB shown]"
     result = RunResult(ok=False, output=output, wall_s=answer.get("wall_s") or 0.0, cpu_s=answer.get("cpu_s") or 0.0,
                        leftovers=int(answer.get("leftovers") or 0))
-    info_path = outdir / "info.json"
-    info = None
-    if info_path.is_file() and info_path.stat().st_size <= INFO_CAP:
-        try:
-            info = json.loads(info_path.read_text(errors="replace"))
-        except ValueError:
-            info = None
+    info, unusable = None, ""
+    try:
+        info = read_json(outdir / "info.json", INFO_CAP)
+        if info is not None:
+            info = check_info(info, job or {})
+    except RawOutputError as err:
+        info, unusable = None, str(err)
     status = answer.get("status")
     if status == "timeout":
         result.problem = (f"did not finish within the wall-clock limit of {limits.wall_s:g} s "
                           f"(an endless loop, or waiting on something?)")
     elif status == "signaled":
         result.problem = signal_problem(answer["signal"], limits, result.cpu_s)
+    elif unusable:
+        result.problem = (f"the test's report could not be used: {unusable} (the probe writes info.json itself: "
+                          f"does the submission write into its output folder?)")
     elif not isinstance(info, dict) and answer.get("code") == SETUP_FAILED and "Traceback" in output:
         result.problem = ("the sandbox failed to set up or finish this test (not necessarily the submission's "
                           "fault); the output below says why; tell the course staff")
@@ -392,11 +395,69 @@ def interpret(answer: dict, outdir: Path, limits: TestLimits) -> RunResult:
         result.traceback = "\n\n".join(x for x in [result.traceback, *nested_errors(info, limits)] if x)
         result.info = info
         try:
-            result.arrays = safe_load_npz(outdir / "result.npz", limits.file_mb << 20)
-        except (ValueError, OSError, zipfile.BadZipFile) as err:
+            result.arrays = read_npz(outdir / "result.npz", limits.file_mb << 20)
+        except RawOutputError as err:
             result.ok = False
-            result.problem = result.problem or f"its result file could not be read ({err})"
+            result.problem = result.problem or f"its result file could not be used: {err}"
     return result
+
+
+def check_info(info, job: dict) -> dict:
+    """``info`` when it has the types the probe writes and agrees with the
+    request ``job``; else RawOutputError saying what differs. The judges may
+    then index it without meeting a list where a dict belongs."""
+    if not isinstance(info, dict):
+        raise RawOutputError(f"info.json holds a JSON {json_type(info)}, not an object")
+    if "probe_error" in info and not isinstance(info["probe_error"], str):
+        raise RawOutputError("info.json: 'probe_error' is not a string")
+    if "error" in info:
+        check_error(info["error"], "info.json 'error'")
+    for key in ("output", "layers", "parameters"):
+        if key in info and not isinstance(info[key], dict):
+            raise RawOutputError(f"info.json: {key!r} is a JSON {json_type(info[key])}, not an object")
+    for name, layer in info.get("layers", {}).items():
+        if not isinstance(layer, dict):
+            raise RawOutputError(f"info.json: layer {name[:40]!r} is a JSON {json_type(layer)}, not an object")
+    if "unsaved" in info and not (isinstance(info["unsaved"], list) and all(isinstance(x, str) for x in info["unsaved"])):
+        raise RawOutputError("info.json: 'unsaved' is not a list of names")
+    wanted = {"configs": job.get("configs"), "cases": job.get("cases")}
+    for key, asked in wanted.items():
+        if key not in info:
+            continue
+        records = info[key]
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise RawOutputError(f"info.json: {key!r} is not a list of objects")
+        if asked is not None and len(records) > len(asked):
+            raise RawOutputError(f"info.json: {len(records)} {key} recorded for the {len(asked)} requested")
+        for i, record in enumerate(records):
+            if "error" in record:
+                check_error(record["error"], f"info.json {key}[{i}] 'error'")
+            for part in ("images", "labels", "returned", "value"):
+                if part in record and not isinstance(record[part], dict):
+                    raise RawOutputError(f"info.json {key}[{i}]: {part!r} is not an object")
+            lists = record.get("folder_lists", [])
+            if not (isinstance(lists, list) and all(isinstance(x, str) for x in lists)):
+                raise RawOutputError(f"info.json {key}[{i}]: 'folder_lists' is not a list of names")
+            if key == "configs" and asked is not None:
+                # the judges read N, K, the split and the episode count from these records: they must be the request's
+                request = {f: asked[i].get(f) for f in ("ways", "shots", "split", "episodes")}
+                if {f: record.get(f) for f in request} != request:
+                    raise RawOutputError(f"info.json configs[{i}] says {({f: record.get(f) for f in request})}, "
+                                         f"but {request} was requested")
+    return info
+
+
+def check_error(error, where: str) -> None:
+    if not isinstance(error, dict):
+        raise RawOutputError(f"{where} is a JSON {json_type(error)}, not an object")
+    for key in ("stage", "traceback"):
+        if key in error and not isinstance(error[key], str):
+            raise RawOutputError(f"{where}: {key!r} is not a string")
+
+
+def json_type(value) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def error_message(error: dict, limits: TestLimits) -> str:

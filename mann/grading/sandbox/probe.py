@@ -12,7 +12,7 @@ Probes (``kind``):
   model     one operation on ``MANN``: layers, forward, masked, reference, init on
             MANN(N, K+1, H) of the job; loss on one MANN per case, built for its N, K, H
   train     train ``MANN`` with its own ``loss_function`` on given batches, then
-            predict given test episodes
+            predict given test episodes (pixels, query labels zeroed by the grader)
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def probe_episodes(job: dict, inputs: dict) -> tuple[dict, dict]:
     generator_class = call("find DataGenerator", getattr, load_data, "DataGenerator")
     arrays, configs = {}, []
     for i, cfg in enumerate(job["configs"]):
-        record = {"ways": cfg["ways"], "shots": cfg["shots"], "split": cfg["split"]}
+        record = {"ways": cfg["ways"], "shots": cfg["shots"], "split": cfg["split"], "episodes": cfg["episodes"]}
         configs.append(record)
         try:
             generator = call(
@@ -253,13 +253,18 @@ def probe_model(job: dict, inputs: dict) -> tuple[dict, dict]:
 
 # --- train ------------------------------------------------------------------
 
+def one_hot(label: np.ndarray, ways: int) -> torch.Tensor:
+    """float32 [..., N] one-hot vectors of the class indices ``label``."""
+    labels = torch.eye(ways).index_select(0, torch.from_numpy(label.astype(np.int64)).reshape(-1))
+    return labels.view(*label.shape, ways)
+
+
 def episode_batch(flat: torch.Tensor, rows: np.ndarray, label: np.ndarray, ways: int):
     """Images float32 [b, K+1, N, 784] and one-hot labels float32 [b, K+1, N, N]
     gathered exactly as the reference sampler does (uint8 / 255)."""
     index = torch.from_numpy(rows.astype(np.int64))
     images = flat.index_select(0, index.reshape(-1)).to(torch.float32).mul_(1.0 / 255.0)
-    labels = torch.eye(ways).index_select(0, torch.from_numpy(label.astype(np.int64)).reshape(-1))
-    return images.view(*rows.shape, -1), labels.view(*rows.shape, ways)
+    return images.view(*rows.shape, -1), one_hot(label, ways)
 
 
 def probe_train(job: dict, inputs: dict) -> tuple[dict, dict]:
@@ -279,13 +284,14 @@ def probe_train(job: dict, inputs: dict) -> tuple[dict, dict]:
         call("optimizer.step()", optimiser.step)
         losses[step] = call("float(loss)", lambda: float(loss.detach()))
     train_s = time.monotonic() - started
-    test_flat = torch.from_numpy(inputs["test_images"].reshape(-1, IMAGE_DIM))
+    # The test episodes come as their pixels with the query labels already zeroed
+    # by the grader, which keeps the true ones: nothing here holds an answer.
     preds_out = []
-    rows, label = inputs["test_rows"], inputs["test_labels"]
-    for start in range(0, len(rows), 250):
-        images, labels = episode_batch(test_flat, rows[start:start + 250], label[start:start + 250], ways)
-        if job.get("hide_query_labels"):
-            labels[:, -1] = 0.0
+    pixels, label = inputs["test_images"], inputs["test_labels"]
+    for start in range(0, len(pixels), 250):
+        images = torch.from_numpy(pixels[start:start + 250]).to(torch.float32).mul_(1.0 / 255.0)
+        labels = one_hot(label[start:start + 250], ways)
+        labels[:, -1] = 0.0  # zeros, not one-hots of class 0
         with torch.no_grad():
             out = call("MANN.forward(images, labels)", model, images, labels)
         preds_out.append(call("convert the output to an array", as_array, out))
