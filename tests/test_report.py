@@ -135,7 +135,7 @@ def test_papers_table_puts_each_test_beside_its_published_figure():
     from mann.reporting.papers import papers_table
 
     rows = pd.DataFrame([{
-        "status": "ok", "model": "protonet", "ways": 5, "shots": 1, "split": "vinyals", "test_fingerprint": "cc8b4f0307",
+        "status": "ok", "model": "protonet", "ways": 5, "shots": 1, "seed": 0, "split": "vinyals", "test_fingerprint": "cc8b4f0307",
         "test_accuracy": 0.985, "test_ci95": 0.004, "also_test_ways": [20], "test_accuracy_N20": 0.95,
         "test_ci95_N20": 0.003, "steps": 1_000_000, "stopped_step": 41_000, "best_step": 21_000,
         "refit_steps": 41_000, "wall_s": 7200.0,

@@ -63,6 +63,7 @@ def papers_table(rows: pd.DataFrame) -> pd.DataFrame:
                 "model": model_label(row["model"]),
                 "N": ways,
                 "K": int(row["shots"]),
+                "seed": int(row["seed"]),
                 "ours % (95% CI)": format_ci(accuracy, ci),
                 "published %": "" if published is None else (
                     f"{published.mean:.1f}" + (f" ± {published.ci95:.1f}" if published.ci95 is not None else "")),
