@@ -380,3 +380,13 @@ def test_carried_checkpoints_resume_a_sweep_on_a_fresh_clone(store, serial, tmp_
     assert not (tmp_path / "results" / "tiny" / "checkpoints").exists()  # deleted once the cells finished
     write_sweep_report(tmp_path / "results" / "tiny")
     assert not (tmp_path / "results" / "tiny" / "progress.csv").exists()  # not stale once every cell finished
+
+
+@pytest.mark.parametrize("preset, folder", [("cs330", "cs330-sweep"), ("quick", "quick")])
+def test_the_committed_stores_still_belong_to_their_presets(preset, folder):
+    # Every field added to TrainConfig needs its old value in the store's legacy identity, or
+    # rerunning the README's main job would refuse its own results folder.
+    cells = expand(spec_from_mapping(preset_mapping(preset), f"preset {preset}"))
+    store = ResultStore(REPO / "results" / folder)
+    store.check_compatible(cells)
+    assert {c.id for c in cells} <= store.finished()
