@@ -56,3 +56,16 @@ def test_the_mann_preset_shares_the_papers_test_episodes():
     key = lambda c: (c.split, c.resize, c.split_seed, c.ways, c.shots, c.test_episodes, c.eval_seed)  # noqa: E731
     assert sorted(key(c.config) for c in mann) == sorted(key(c.config) for c in proto)
     assert {(c.config.steps, c.config.batch_size, c.config.lr, c.config.hidden) for c in mann} == {(25000, 128, 1e-3, 128)}
+
+
+def test_maml_preset_is_finn_et_als_recipe():
+    cells = expand(spec_from_mapping(preset_mapping("maml-omniglot"), "preset maml-omniglot"))
+    got = {(c.config.ways, c.config.shots): (c.config.batch_size, c.config.fast_lr, c.config.adapt_steps,
+                                             c.config.train_queries) for c in cells}
+    # main.py's Omniglot commands: 5-way meta-batch 32, one step of 0.4; 20-way 16, five of 0.1; K queries per class.
+    assert got == {(5, 1): (32, 0.4, 1, 1), (5, 5): (32, 0.4, 1, 5), (20, 1): (16, 0.1, 5, 1), (20, 5): (16, 0.1, 5, 5)}
+    for cell in cells:
+        c = cell.config
+        assert (c.model, c.steps, c.lr, c.first_order, c.test_adapt_steps) == ("maml-cnn", 60000, 0.001, False, 10), \
+            "Finn et al.: 60,000 meta-iterations, meta_lr 0.001, second order, 10 inner steps at test"
+        assert (c.split, c.resize, c.test_episodes, c.eval_every) == ("vinyals", "nearest", 1000, 500)

@@ -117,7 +117,7 @@ def test_the_same_flags_find_the_same_folder_and_other_flags_another():
     name = lambda *a: spec_from_args(build_parser().parse_args(["sweep", *a])).name  # noqa: E731
     assert name("--ways", "2", "3") == name("--ways", "2", "3")
     assert name("--ways", "2", "3") != name("--ways", "2", "4")
-    assert set(preset_names()) == {"baselines", "cs330", "mann-omniglot", "protonets-omniglot", "quick"}
+    assert set(preset_names()) == {"baselines", "cs330", "maml-omniglot", "mann-omniglot", "protonets-omniglot", "quick"}
 
 
 # ------------------------------------------------------------------------------------------------ bad input
@@ -125,7 +125,7 @@ def test_the_same_flags_find_the_same_folder_and_other_flags_another():
 @pytest.mark.parametrize(
     "flags,match",
     [
-        (["--preset", "cs331"], "unknown preset.*cs330, mann-omniglot, protonets-omniglot, quick"),
+        (["--preset", "cs331"], "unknown preset.*cs330, maml-omniglot, mann-omniglot, protonets-omniglot, quick"),
         (["--ways", "2", "--shots", "1", "20"], "K <= 19"),
         (["--config", "{missing}"], "cannot read it"),
         (["--config", "{bad_toml}"], "not valid TOML"),

@@ -45,6 +45,7 @@ def add_parser(sub) -> None:
                      "(cs330: the assignment's four runs at H=128 plus H=8/256 on K=1,N=3, three seeds, 25k steps; "
                      "quick: the same shape, short, ~2 minutes; baselines: the MANN beside the baselines, short; "
                      "protonets-omniglot: Snell et al.'s recipe on the vinyals protocol (many hours); "
+                     "maml-omniglot: Finn et al.'s MAML recipe on the same protocol (many hours); "
                      "mann-omniglot: the MANN on the same protocol and test episodes; "
                      "the files are in mann/sweep/presets/)")
     src.add_argument("--config", default=None, help="a TOML sweep file (axes, settings, [[grid]] blocks)")
