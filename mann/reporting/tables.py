@@ -249,7 +249,8 @@ def write_progress_only(folder: Path, out: Path, running: pd.DataFrame) -> Path:
     store = ResultStore(folder)
     lines = [f"# Sweep `{store.spec().get('name', folder.name)}`", "", "No cell has finished yet.", ""]
     lines += progress_lines(folder, out, running)
-    lines += session_lines(store.sessions(), pd.DataFrame())
+    # A session's wall time is recorded as cells finish, so none is known yet: the hours are in the table.
+    lines += [line for line in session_lines(store.sessions(), pd.DataFrame()) if not line.startswith("Total wall")]
     atomic_write_text(out / "table.md", "\n".join(lines))
     return out / "table.md"
 
