@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from episodes.errors import UsageError
 from episodes.omniglot import N_ALPHABETS, N_CHARACTERS, SETS, OmniglotStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -172,3 +173,14 @@ def corner_store(n_background: int = 300, n_evaluation: int = 200, seed: int = 0
     images[:, :, :8, :8] = corner ^ (rng.random((n, 20, 8, 8)) < 0.03)
     names = tuple(f"C_{i // 20:03d}/character{i % 20 + 1:02d}" for i in range(n))
     return OmniglotStore((images * 255).astype(np.uint8), names, np.arange(n) < n_background, "corner")
+
+
+@pytest.fixture(scope="session")
+def learn2learn():
+    """The learn2learn module; the test is skipped, saying why, where it cannot be imported."""
+    from mann.models.l2l import import_learn2learn
+
+    try:
+        return import_learn2learn()
+    except UsageError as err:
+        pytest.skip(f"learn2learn is not importable ({err}): the learn2learn models and comparisons need it")

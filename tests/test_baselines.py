@@ -26,16 +26,6 @@ QUICK = dict(eval_every=1000, val_episodes=10, test_episodes=60, device="cpu", s
 
 
 @pytest.fixture(scope="module")
-def learn2learn():
-    from mann.models.l2l import import_learn2learn
-
-    try:
-        return import_learn2learn()
-    except UsageError as err:
-        pytest.skip(f"learn2learn is not importable ({err})")
-
-
-@pytest.fixture(scope="module")
 def hard_store() -> OmniglotStore:
     return corner_store()
 

@@ -22,16 +22,6 @@ from mann.training.config import TrainConfig, make_config
 WAYS, TASKS = 5, 3
 
 
-@pytest.fixture(scope="module")
-def learn2learn():
-    from mann.models.l2l import import_learn2learn
-
-    try:
-        return import_learn2learn()
-    except UsageError as err:
-        pytest.skip(f"learn2learn is not importable ({err}): nothing to compare the vectorized MAML against")
-
-
 def episodes(tasks: int, ways: int, shots: int, seed: int, dtype=torch.float32):
     """images [B, K+1, N, 784] and one-hot labels [B, K+1, N, N], each query row in its own order."""
     gen = torch.Generator().manual_seed(seed)

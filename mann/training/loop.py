@@ -167,7 +167,7 @@ def run_phase(
         best = state.get("best", best)
         start_step, log_rows, elapsed = state["step"], list(state["log"]), float(state["elapsed"])
     log_file = out / ("log.csv" if phase == 1 else "log_refit.csv")
-    stopped = best["wait"] > config.patience > 0 if phase == 1 else False
+    stopped = phase == 1 and patience_ran_out(best, config.patience)
 
     # Started after a resume has restored the generator.
     batches = Prefetcher(sampler, background=has_spare_core(device))
@@ -205,7 +205,7 @@ def run_phase(
                             "model": clone_state(learner.module) if config.patience else None}
                 else:
                     best["wait"] += 1
-                stopped = best["wait"] > config.patience > 0
+                stopped = patience_ran_out(best, config.patience)
             row["wall_s"] = time.perf_counter() - t0
             log_rows.append(row)
             write_log(log_file, log_rows)
@@ -235,6 +235,11 @@ def run_phase(
             "model": None, "log": [], "elapsed": 0.0,
         })
     return result
+
+
+def patience_ran_out(best: dict, patience: int) -> bool:
+    """Early stopping (patience > 0): more than ``patience`` evaluations since the best validation loss."""
+    return best["wait"] > patience > 0
 
 
 def clone_state(module: torch.nn.Module) -> dict:
