@@ -85,7 +85,7 @@ def test_grading_a_mixed_class(class_folder, synthetic_data, capsys):
     assert "expected load_data.py and mann.py" in dave["output"]
     assert "not a readable zip" in json.loads((out / "erin" / "results.json").read_text())["output"]
     book = (out / "gradebook.csv").read_text().splitlines()
-    assert book[0] == "submission,data_shapes,query_shuffled,mann_output,total,max_score,problem"
+    assert book[0] == "submission,data_shapes,query_shuffled,mann_output,total,max_score,problem,isolation"
     assert len(book) == 6
     assert "## Score distribution" in printed.out and (out / "summary.md").is_file()
 

@@ -257,10 +257,13 @@ def test_gradebook_and_gradescope_payload(tmp_path):
     results = []
     for name, passing in (("a", 13), ("b", 6), ("c", 0)):
         tests = [TestOutcome(spec, i < passing, "m") for i, spec in enumerate(rubric.tests)]
-        results.append(SubmissionResult(Submission(name, tmp_path, "submission/"), tests, seconds=1.5))
+        results.append(SubmissionResult(Submission(name, tmp_path, "submission/"), tests, seconds=1.5,
+                                        isolation="fallback"))
     csv_path, md_path = write_gradebook(results, tmp_path)
     lines = csv_path.read_text().splitlines()
-    assert lines[0].split(",")[:2] == ["submission", "data_shapes"] and lines[0].endswith("total,max_score,problem")
+    assert lines[0].split(",")[:2] == ["submission", "data_shapes"]
+    assert lines[0].endswith("total,max_score,problem,isolation") and lines[1].endswith(",fallback")
+    assert "Sandbox isolation: fallback." in results_payload(results[0], rubric)["output"]
     assert [line.split(",")[0] for line in lines[1:]] == ["a", "b", "c"]
     summary = md_path.read_text()
     assert "## Score distribution" in summary and "90-100%" in summary and "## Tests passed" in summary

@@ -33,6 +33,9 @@ def add_parser(sub) -> None:
                    "PATH is then one submission, never a class")
     p.add_argument("--sandbox-user", default=None,
                    help="run submissions as this user (root only, e.g. nobody on Gradescope)")
+    p.add_argument("--isolation", default="auto", choices=("auto", "namespaces", "fallback"),
+                   help="sandbox isolation: namespaces (bubblewrap), fallback (Landlock, rlimits, no capabilities), "
+                   "or auto: the strongest this machine allows (default)")
     p.add_argument("--tree", default=None,
                    help="where to write the 28x28 PNG tree handed to submissions (default: the cache folder)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -54,10 +57,17 @@ def run(args: argparse.Namespace) -> int:
     reference = grading.build_reference(store, Path(args.tree) if args.tree else None, progress=not args.quiet)
     exclude = [out, *(s.source for s in submissions)] + ([results_json] if results_json else [])
     results = []
-    with grading.Grader(reference, rubric, exclude=exclude, sandbox_user=args.sandbox_user) as grader:
+    with grading.Grader(reference, rubric, exclude=exclude, sandbox_user=args.sandbox_user,
+                        isolation=args.isolation) as grader:
         protections = grader.sandbox.protections()
         print(f"grading {len(submissions)} submission(s) with {len(rubric.tests)} tests "
               f"({rubric.max_score:g} points, rubric {rubric.source}); sandbox: {protections}", file=sys.stderr)
+        if args.sandbox_user and grader.sandbox.isolation.namespaced:
+            print(f"mann: note: --sandbox-user {args.sandbox_user} is not needed in namespaces (the sandbox's root "
+                  f"has no capability outside them) and is not used", file=sys.stderr)
+        if not grader.sandbox.isolation.namespaced:
+            print(f"mann: warning: grading with the weaker isolation level: {grader.sandbox.isolation.reason}; "
+                  f"see the README's isolation section for what a submission can still do", file=sys.stderr)
         if not grader.sandbox.landlock_abi:
             print("mann: warning: Landlock is unavailable, so submissions can read any file this user can; "
                   "grade as root with --sandbox-user nobody, or on a Linux >= 5.13 kernel", file=sys.stderr)

@@ -3,6 +3,7 @@
 submission.py   find folders / zips, check their layout, stage clean copies
 rubric.py       the rubric (default_rubric.toml): tests, points, visibility, limits
 reference.py    what submissions are compared with: store, PNG tree, splits, image index
+isolation.py    the sandbox's isolation level: bubblewrap namespaces, or the fallback
 runner.py       the grader side of the sandbox; sandbox/ runs inside it
 raw.py          read a submission's raw outputs as untrusted: bounded size, JSON depth, array headers
 checks_*.py     the test battery (battery.py lists it): inputs out, verdicts in

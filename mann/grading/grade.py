@@ -54,6 +54,7 @@ class SubmissionResult:
     tests: list[TestOutcome] = field(default_factory=list)
     problem: str = ""
     seconds: float = 0.0
+    isolation: str = ""  # the sandbox's level (isolation.py), "" when nothing ran
 
     @property
     def score(self) -> float:
@@ -68,12 +69,12 @@ class Grader:
     """One grading session: the reference, the rubric and one sandbox."""
 
     def __init__(self, reference: Reference, rubric: Rubric, exclude: list[Path] = (),
-                 sandbox_user: str | None = None, landlock: bool = True) -> None:
+                 sandbox_user: str | None = None, landlock: bool = True, isolation: str = "auto") -> None:
         self.reference = reference
         self.rubric = rubric
         self.staging = Path(tempfile.mkdtemp(prefix="mann-staging-"))
         self.sandbox = Sandbox(reference.tree, exclude=[*exclude, self.staging, Path(rubric.source)],
-                               user=sandbox_user, landlock=landlock)
+                               user=sandbox_user, landlock=landlock, isolation=isolation)
         self._staged = 0
 
     def __enter__(self) -> "Grader":
@@ -98,12 +99,14 @@ class Grader:
         rubric = rubric or self.rubric
         started = time.monotonic()
         try:
-            return self._grade(submission, rubric, started)
+            result = self._grade(submission, rubric, started)
         except Exception as err:  # noqa: BLE001 - the class goes on whatever broke
             # The server may still be running (or about to answer) the interrupted
             # test: a fresh one keeps its late answer from being read as the next test's.
             self.sandbox.reset()
-            return internal_error(submission, rubric, err, time.monotonic() - started)
+            result = internal_error(submission, rubric, err, time.monotonic() - started)
+        result.isolation = self.sandbox.isolation.level
+        return result
 
     def _grade(self, submission: Submission, rubric: Rubric, started: float) -> SubmissionResult:
         result = SubmissionResult(submission)

@@ -18,12 +18,13 @@ BUCKETS = 10
 
 
 def gradebook(results: list["SubmissionResult"]) -> pd.DataFrame:
-    """Columns: submission, one per test id (points scored), total, max_score, problem."""
+    """Columns: submission, one per test id (points scored), total, max_score,
+    problem, isolation (the sandbox's level: namespaces or fallback)."""
     rows = []
     for r in results:
         row = {"submission": r.submission.name}
         row.update({t.spec.id: t.score for t in r.tests})
-        row.update(total=r.score, max_score=r.max_score, problem=r.problem)
+        row.update(total=r.score, max_score=r.max_score, problem=r.problem, isolation=r.isolation)
         rows.append(row)
     return pd.DataFrame(rows)
 

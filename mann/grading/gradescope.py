@@ -38,6 +38,8 @@ def results_payload(result: "SubmissionResult", rubric: Rubric) -> dict:
         summary = f"{result.problem}\n{summary}"
     elif result.submission.code is not None:
         summary = f"{summary}\nGraded the code in {where(result.submission.code)} of the upload."
+    if result.isolation:
+        summary = f"{summary}\nSandbox isolation: {result.isolation}."
     payload = {
         "score": round(result.score, 4),
         "execution_time": int(round(result.seconds)),

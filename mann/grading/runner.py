@@ -4,11 +4,13 @@ The grader side of the isolation (the sandbox side is ``sandbox/server.py``):
 
 * one fork server per grading session, started with ``python -I -S``, a
   scrubbed environment and a ``sys.path`` of the submission copy plus a view of
-  site-packages without the grader's own packages (``mann``, ``episodes``);
-* one fresh child per test, in a fresh copy of the submission, under the
-  test's wall-clock, CPU, memory and file-size limits, confined by Landlock
-  to reading the system, Python, the data tree and its inputs, and writing its
-  own folder;
+  site-packages without the grader's own packages (``mann``, ``episodes``),
+  inside bubblewrap's namespaces where the machine allows (isolation.py says
+  which level, and why);
+* one fresh child per test, in a fresh copy of the submission and a PID
+  namespace of its own, with no capability, under the test's wall-clock, CPU,
+  memory and file-size limits, confined by Landlock to reading the system,
+  Python, the data tree and its inputs, and writing its own folder;
 * the server is restarted when a test kills it; a server that stops answering
   is killed with its whole process group.
 
@@ -37,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from episodes.errors import UsageError
+from mann.grading import isolation as levels
 from mann.grading.raw import RawOutputError, read_head, read_json, read_npz
 from mann.grading.sandbox import confine
 
@@ -45,7 +48,8 @@ START_TIMEOUT_S = 180.0
 REPLY_SLACK_S = 30.0
 INFO_CAP = 1 << 20
 SETUP_FAILED = 70  # sandbox/server.py's exit status when a test's set-up fails
-SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys")
+# Landlock's view of the system (the test adds its /proc); /etc only its few harmless files
+SYSTEM_READ = (*levels.SYSTEM_DIRS, "/sys", *levels.ETC_FILES)
 DEVICES = {
     "/dev/null": confine.READ_FILE | confine.WRITE_FILE,
     "/dev/zero": confine.READ_FILE,
@@ -179,15 +183,22 @@ class Sandbox:
     """
 
     def __init__(self, data_tree: Path, exclude: list[Path] = (), user: str | None = None,
-                 landlock: bool = True, workdir: Path | None = None) -> None:
+                 landlock: bool = True, workdir: Path | None = None, isolation: str = "auto") -> None:
         self.data_tree = Path(data_tree).resolve()
+        self.isolation = levels.choose(isolation)
         self.root = Path(tempfile.mkdtemp(prefix="mann-grade-", dir=workdir))
         self.hidden = grader_paths()
         self.site_view = build_site_view(self.root / "site", self.hidden)
+        # a copy, so that no folder of the grader's is mounted into the namespaces
+        self.server_dir = Path(shutil.copytree(SERVER.parent, self.root / "server",
+                                               ignore=shutil.ignore_patterns("__pycache__")))
         excluded = [str(p) for p in [*self.hidden, *exclude, self.root]]
         self.read_roots = confine.with_exclusions(list(SYSTEM_READ) + python_read_roots(), excluded)
-        self.uid, self.gid = _lookup_user(user) if user else (None, None)
-        if user:
+        self.python_roots = confine.with_exclusions(python_read_roots(), excluded)
+        # in namespaces the sandbox's root is powerless outside them: no other user needed
+        self.user = None if self.isolation.namespaced else user
+        self.uid, self.gid = _lookup_user(user) if self.user else (None, None)
+        if self.user:
             _check_world_readable([self.data_tree, *map(Path, python_read_roots())], user)
         self.landlock_abi = confine.landlock_abi() if landlock else 0
         self.process: subprocess.Popen | None = None
@@ -195,8 +206,9 @@ class Sandbox:
         self.counter = 0
         self.restarts = 0
         self._buffer = b""
+        (self.root / "tests").mkdir()
         if self.uid is not None:
-            for path in (self.root, self.site_view):
+            for path in (self.root, self.site_view, self.server_dir):
                 os.chmod(path, 0o755)
 
     # -- lifecycle --------------------------------------------------------
@@ -208,21 +220,35 @@ class Sandbox:
         self.close()
 
     def protections(self) -> str:
-        """One line saying which isolation layers are active."""
-        parts = ["own process per test", "rlimits"]
+        """One line saying which isolation level and layers are active."""
+        own_namespace = self.isolation.namespaced and self.server_info.get("test_namespaces")
+        parts = [self.isolation.describe(), "own PID namespace per test" if own_namespace
+                 else "subreaper stops and kills every process a test leaves", "no capabilities",
+                 "seccomp filter (sockets, file metadata)", "rlimits"]
         parts.append(f"Landlock ABI {self.landlock_abi}" if self.landlock_abi else "NO Landlock (files readable)")
         if self.uid is not None:
             parts.append(f"uid {self.uid}")
         return ", ".join(parts)
 
+    def server_command(self) -> list[str]:
+        """The fork server's command line: under bubblewrap where namespaces are
+        available, seeing only Python, the data, the site view and the tests."""
+        settings = json.dumps({"site": [str(self.site_view)]})
+        command = [sys.executable, "-I", "-S", str(self.server_dir / SERVER.name), settings]
+        if not self.isolation.namespaced:
+            return command
+        read = [*self.python_roots, str(Path(sys.executable).parent), str(self.server_dir),
+                str(self.site_view), str(self.data_tree)]
+        return [*levels.base_command(self.isolation.bwrap), *levels.mounts(read, [str(self.root / "tests")]),
+                "--chdir", str(self.root / "tests"), *command]
+
     def start(self) -> None:
         home = self.root / "home"
         home.mkdir(exist_ok=True)
         env = scrubbed_env(home, self.root)
-        settings = json.dumps({"site": [str(self.site_view)]})
         self._buffer = b""
         self.process = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(SERVER), settings],
+            self.server_command(),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(self.root / "server.log", "ab"),
             cwd=self.root, env=env, start_new_session=True, close_fds=True,
         )
@@ -231,8 +257,9 @@ class Sandbox:
             log, _ = read_head(self.root / "server.log", 4000)
             self._kill()
             raise UsageError(
-                f"the grading sandbox could not start ({sys.executable} -I -S {SERVER.name}); "
-                f"check that torch and numpy import in this Python; its log says: {log.strip()[-800:]}"
+                f"the grading sandbox could not start ({sys.executable} -I -S {SERVER.name}, isolation: "
+                f"{self.isolation.describe()}); check that torch and numpy import in this Python; "
+                f"its log says: {log.strip()[-800:]}"
             )
         self.server_info = line
 
@@ -332,6 +359,9 @@ class Sandbox:
             "read": [*self.read_roots, str(self.site_view), *data, str(inputs)],
             "write": [str(work), str(outdir)],
             "devices": DEVICES,
+            # the fallback has no namespaces: no unix socket either (one could reach a listener by its path)
+            "test_namespace": self.isolation.namespaced,
+            "unix_sockets": self.isolation.namespaced,
         }
         try:
             self.process.stdin.write((json.dumps(request) + "\n").encode())

@@ -33,6 +33,8 @@ sys.path.insert(0, _HERE)
 _PR_SET_CHILD_SUBREAPER = 36
 POLL_S = 0.02
 SETUP_FAILED = 70  # the child could not set up the sandbox (or the probe broke)
+# what torch and numpy read of /proc when the test cannot have a /proc of its own
+PROC_FILES = ("/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/proc/sys/kernel", "/proc/sys/vm")
 # Third-party modules the assignment's code commonly imports (imageio alone takes ~0.5 s).
 WARM_MODULES = ("numpy.random", "imageio.v2", "imageio", "PIL.Image", "torch.nn.functional", "torch.utils.data")
 
@@ -54,13 +56,24 @@ def main() -> int:
             pass
     subreaper = ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     reply({"ready": True, "torch": torch.__version__, "landlock": confine.landlock_abi(),
-           "subreaper": subreaper, "pid": os.getpid()})
+           "subreaper": subreaper, "pid": os.getpid(), "test_namespaces": test_namespaces_work()})
     for line in sys.stdin:
         if not line.strip():
             continue
         request = json.loads(line)
         reply(run_test(request))
     return 0
+
+
+def test_namespaces_work() -> bool:
+    """Whether a test can have a PID namespace of its own here (tried in a child)."""
+    import confine
+
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if confine.enter_test_namespace() else 1)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
 def reply(message: dict) -> None:
@@ -72,19 +85,12 @@ def run_test(request: dict) -> dict:
     sys.stdout.flush()
     sys.stderr.flush()
     started = time.monotonic()
+    report_r, report_w = os.pipe()
     pid = os.fork()
     if pid == 0:
-        code = 0
-        try:
-            child(request)
-        except BaseException:  # noqa: BLE001 - nothing may escape a forked child
-            code = SETUP_FAILED
-            try:  # stderr is the test's output log by now (or still the server's)
-                traceback.print_exc()
-                sys.stderr.flush()
-            except BaseException:  # noqa: BLE001
-                pass
-        os._exit(code)
+        os.close(report_r)
+        os._exit(test_leader(request, report_w))
+    os.close(report_w)
     deadline = started + request["limits"]["wall_s"]
     status, rusage, timed_out = None, None, False
     while status is None:
@@ -100,8 +106,12 @@ def run_test(request: dict) -> dict:
         time.sleep(POLL_S)
     wall = time.monotonic() - started
     kill_group(pid)
-    leftovers = reap_orphans()
+    report = read_report(report_r)
+    leftovers = reap_orphans() + int(report.get("leftovers", 0))
+    if "status" in report:  # the test's own process, run as PID 1's child in its namespace
+        status = report["status"]
     answer = {"id": request["id"], "wall_s": round(wall, 3), "leftovers": leftovers,
+              "namespace": bool(report.get("namespace")),
               "cpu_s": round(rusage.ru_utime + rusage.ru_stime, 3) if rusage else None,
               "max_rss_mb": round(rusage.ru_maxrss / 1024, 1) if rusage else None}
     if timed_out:
@@ -113,6 +123,90 @@ def run_test(request: dict) -> dict:
     return answer
 
 
+def read_report(fd: int) -> dict:
+    """What the test's PID 1 wrote (at most a line), {} when it wrote nothing."""
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        data = b""
+    finally:
+        os.close(fd)
+    try:
+        report = json.loads(data.decode()) if data else {}
+    except ValueError:
+        return {}
+    return report if isinstance(report, dict) else {}
+
+
+def test_leader(request: dict, report_w: int) -> int:
+    """The forked child that owns one test: a new session, then, where the kernel
+    allows, a PID namespace whose first process runs the test in a child and
+    reports its wait status (the submission's code never holds ``report_w``)."""
+    import confine
+
+    try:
+        os.setsid()
+        if not (request.get("test_namespace") and confine.enter_test_namespace()):
+            os.close(report_w)
+            return run_confined(request, private_proc=False)
+        init = os.fork()
+        if init == 0:
+            os._exit(namespace_init(request, report_w))
+        os.close(report_w)
+        while True:
+            try:
+                _, status = os.waitpid(init, 0)
+                break
+            except ChildProcessError:
+                return SETUP_FAILED
+        return os.WEXITSTATUS(status) if os.WIFEXITED(status) else SETUP_FAILED
+    except BaseException:  # noqa: BLE001 - nothing may escape a forked child
+        traceback.print_exc()
+        return SETUP_FAILED
+
+
+def namespace_init(request: dict, report_w: int) -> int:
+    """PID 1 of the test's namespace: mount its /proc, run the test as its child,
+    reap every process reparented to it, and report the test's status with the
+    number of processes still alive when it ended. When this returns, the kernel
+    kills whatever is left in the namespace."""
+    import confine
+
+    confine.die_with_parent()
+    private_proc = confine.mount_private_proc()
+    test = os.fork()
+    if test == 0:
+        os.close(report_w)
+        os._exit(run_confined(request, private_proc))
+    status = None
+    while status is None:
+        try:
+            pid, raw = os.wait()
+        except ChildProcessError:
+            break
+        if pid == test:
+            status = raw
+    alive = [e for e in os.listdir("/proc") if e.isdigit() and e != "1"] if private_proc else []
+    report = {"status": status if status is not None else 0, "leftovers": len(alive), "namespace": True}
+    os.write(report_w, json.dumps(report).encode())
+    os.close(report_w)
+    return 0
+
+
+def run_confined(request: dict, private_proc: bool) -> int:
+    """Confine this process, then run the probe; returns the exit status."""
+    try:
+        child(request, private_proc)
+    except BaseException:  # noqa: BLE001 - nothing may escape a forked child
+        try:  # stderr is the test's output log by now (or still the server's)
+            traceback.print_exc()
+            sys.stderr.flush()
+        except BaseException:  # noqa: BLE001
+            pass
+        return SETUP_FAILED
+    return 0
+
+
 def kill_group(pgid: int) -> None:
     try:
         os.killpg(pgid, signal.SIGKILL)
@@ -120,31 +214,72 @@ def kill_group(pgid: int) -> None:
         pass
 
 
-def reap_orphans() -> int:
-    """Kill and reap every remaining child: processes a test left behind that
-    were reparented to this server (a subreaper). Returns how many."""
-    killed = 0
+def reap_orphans(deadline_s: float = 10.0) -> int:
+    """Kill and reap every process left below this server (a child subreaper,
+    so escaped processes are reparented to it). Returns how many.
+
+    Each round stops (SIGSTOP) every descendant found, so none can fork while
+    the tree is read again; when a round finds no new one, all are killed. A
+    chain of forks that each leave a new session cannot outrun this, since a
+    stopped parent keeps its children in the tree."""
     me = os.getpid()
-    for _ in range(50):  # killing a parent may reparent its own children to us
-        found = [pid for pid in _children(me)]
+    stopped: set[int] = set()
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        found = set(_descendants(me)) - stopped
         if not found:
             break
         for pid in found:
             try:
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
+                os.kill(pid, signal.SIGSTOP)
             except ProcessLookupError:
                 pass
-        for pid in found:
+        stopped |= found
+    for pid in stopped:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == 0:
+            if not _descendants(me):
+                break
+            time.sleep(POLL_S)  # killed processes not yet reparented to us
+            if time.monotonic() > end + 5:
+                break
+    return len(stopped)
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process below ``root`` in the process tree, read from each
+    process's ``task/*/children`` (fast enough to catch a chain of forks), or
+    from every /proc entry's parent where the kernel lacks those files."""
+    if not os.path.exists(f"/proc/self/task/{os.getpid()}/children"):
+        return _descendants_by_scan(root)
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tasks:
             try:
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
-    return killed
+                with open(f"/proc/{pid}/task/{tid}/children") as f:
+                    kids = [int(x) for x in f.read().split()]
+            except OSError:  # the thread or process is gone
+                continue
+            out += kids
+            todo += kids
+    return out
 
 
-def _children(parent: int) -> list[int]:
-    out = []
+def _descendants_by_scan(root: int) -> list[int]:
+    parents: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -155,17 +290,20 @@ def _children(parent: int) -> list[int]:
             continue
         # The command name (field 2) may hold spaces and parentheses.
         fields = stat[stat.rfind(")") + 2:].split()
-        if int(fields[1]) == parent:
-            out.append(int(entry))
+        parents.setdefault(int(fields[1]), []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        for pid in parents.get(todo.pop(), []):
+            out.append(pid)
+            todo.append(pid)
     return out
 
 
-def child(request: dict) -> None:
-    """Set up the confinement, then run the probe (runs in the forked child)."""
+def child(request: dict, private_proc: bool = False) -> None:
+    """Set up the confinement, then run the probe (runs in the test's process)."""
     import confine
     import probe
 
-    os.setsid()
     outdir = request["outdir"]
     null = os.open(os.devnull, os.O_RDONLY)
     log = os.open(os.path.join(outdir, "output.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -184,8 +322,12 @@ def child(request: dict) -> None:
                                       file_mb=limits["file_mb"], processes=limits.get("processes", 0)))
     if request.get("uid") is not None:
         confine.drop_privileges(request["uid"], request["gid"])
+    confine.drop_capabilities()
+    confine.install_syscall_filter(unix_sockets=request.get("unix_sockets", True))
     if request["landlock"]:
-        confine.landlock_restrict(request["read"], request["write"],
+        # a /proc of its own shows only this test's processes; otherwise only its own entry
+        proc = ["/proc"] if private_proc else [f"/proc/{os.getpid()}", *PROC_FILES]
+        confine.landlock_restrict(request["read"] + proc, request["write"],
                                   {path: int(rights) for path, rights in request["devices"].items()})
     sys.path[:] = request["import_paths"] + [p for p in sys.path if p != _HERE]
     probe.run(request["kind"], request["job"], request["inputs"], outdir)
