@@ -32,6 +32,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _HERE)
 _PR_SET_CHILD_SUBREAPER = 36
 POLL_S = 0.02
+QUIET_S = 0.1  # how long the process tree must show nothing new before the stopped are killed
 SETUP_FAILED = 70  # the child could not set up the sandbox (or the probe broke)
 # what torch and numpy read of /proc when the test cannot have a /proc of its own
 PROC_FILES = ("/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/proc/sys/kernel", "/proc/sys/vm")
@@ -225,10 +226,19 @@ def reap_orphans(deadline_s: float = 10.0) -> int:
     me = os.getpid()
     stopped: set[int] = set()
     end = time.monotonic() + deadline_s
+    quiet_since = None
     while time.monotonic() < end:
         found = set(_descendants(me)) - stopped
-        if not found:
+        if not found and not stopped:  # nothing was left behind (a zombie would show)
             break
+        if not found:
+            # a process exiting hands its children over only as it dies: one
+            # empty pass is not proof, a short quiet spell is
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since > QUIET_S:
+                break
+            continue
+        quiet_since = None
         for pid in found:
             try:
                 os.kill(pid, signal.SIGSTOP)
