@@ -27,7 +27,7 @@ from mann.grading.battery import CHECKS
 from mann.grading.check import Verdict
 from mann.grading.reference import Reference
 from mann.grading.rubric import Rubric, TestSpec
-from mann.grading.runner import Sandbox
+from mann.grading.runner import PART_NAMES, Sandbox
 from mann.grading.submission import Submission, stage
 
 
@@ -121,22 +121,35 @@ class Grader:
                 result.problem = submission.problem
                 result.tests = [TestOutcome(spec, False, f"not graded: {submission.problem}") for spec in rubric.tests]
             else:
-                result.tests = [self.run_test(spec, code, root, rubric.seed) for spec in rubric.tests]
+                dead: dict[str, str] = {}  # part of the submission -> how it ran out of time, and where
+                result.tests = [self.run_test(spec, code, root, rubric.seed, dead) for spec in rubric.tests]
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         result.seconds = time.monotonic() - started
         return result
 
-    def run_test(self, spec: TestSpec, code: Path, root: Path, seed: int) -> TestOutcome:
+    def run_test(self, spec: TestSpec, code: Path, root: Path, seed: int,
+                 dead: dict[str, str] | None = None) -> TestOutcome:
+        """One test's outcome. ``dead`` (updated here) maps each part of the
+        submission that ran out of time in an earlier test to how and where:
+        a test that needs one of them gets zero at once, instead of waiting
+        out its own limit."""
         check = CHECKS[spec.id]
         params = {**spec.params, "seed": seed}
         started = time.monotonic()
         details = ""
+        dead = {} if dead is None else dead
         if check.probe is None:
             verdict = judge_safely(check.judge, self.reference, params, root, None)
         else:
             probe = check.probe(self.reference, params)
+            blocked = next((part for part in probe.needs if part in dead), None)
+            if blocked is not None:
+                return TestOutcome(spec, False, f"not run: needs {PART_NAMES[blocked]}, which {dead[blocked]}",
+                                   "", time.monotonic() - started)
             run = self.sandbox.run(code, probe, spec.limits)
+            if run.failure and run.part in probe.needs:
+                dead[run.part] = ran_out(run, spec)
             details = "\n\n".join(
                 part for part in (
                     f"Traceback of the submission:\n{run.traceback.strip()}" if run.traceback else "",
@@ -148,6 +161,14 @@ class Grader:
             else:
                 verdict = Verdict(False, run.problem)
         return TestOutcome(spec, verdict.passed, verdict.message, details, time.monotonic() - started)
+
+
+def ran_out(run, spec: TestSpec) -> str:
+    """'timed out after 60 s in test "<name>"' and the like, for the tests that need the same part."""
+    how = {"timeout": f"timed out after {spec.limits.wall_s:g} s",
+           "cpu": f"used up the CPU limit of {spec.limits.cpu_s} s",
+           "slow": "was too slow to finish within the time limit"}[run.failure]
+    return f"{how} in test \"{spec.name}\""
 
 
 def internal_error(submission: Submission, rubric: Rubric, err: Exception, seconds: float) -> SubmissionResult:

@@ -86,6 +86,10 @@ class RunResult:
     info: the probe's JSON report; arrays: its raw outputs (numpy).
     output: the first ``output_kb`` of what the submission printed.
     leftovers: processes the test left running (killed after it).
+    failure: "timeout", "cpu" or "slow" when the test ran out of time (or
+    stopped itself, projecting it would), else "".
+    part: the part of the submission the test was running when it ended
+    (``PARTS``; "" when unknown).
     """
 
     ok: bool
@@ -97,6 +101,20 @@ class RunResult:
     wall_s: float = 0.0
     cpu_s: float = 0.0
     leftovers: int = 0
+    failure: str = ""
+    part: str = ""
+
+
+# The parts of a submission a probe runs (sandbox/probe.py's part_of names them).
+LOADER = ("import load_data.py", "DataGenerator")
+MODEL = ("import mann.py", "MANN.__init__")
+PARTS = (*LOADER, *MODEL, "MANN.forward", "loss_function", "training step")
+PART_NAMES = {"import load_data.py": "importing load_data.py", "DataGenerator": "the DataGenerator",
+              "import mann.py": "importing mann.py", "MANN.__init__": "building the MANN",
+              "MANN.forward": "MANN.forward", "loss_function": "the loss function",
+              "training step": "the training step (backward and optimizer)"}
+# what each model operation of the probe runs besides importing and building the MANN
+_MODEL_OPS = {"layers": (), "init": (), "loss": ("loss_function",)}
 
 
 @dataclass(frozen=True)
@@ -115,6 +133,16 @@ class Probe:
     arrays: dict
     answers: dict = field(default_factory=dict)
     data: bool = True
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """The parts of the submission this probe runs (PARTS): when one of them
+        ran out of time in an earlier test, this one is not run."""
+        if self.kind == "episodes":
+            return LOADER
+        if self.kind == "train":
+            return (*MODEL, "MANN.forward", "loss_function", "training step")
+        return (*MODEL, *_MODEL_OPS.get(self.job.get("op"), ("MANN.forward",)))
 
 
 def grader_paths() -> list[Path]:
@@ -344,7 +372,8 @@ class Sandbox:
         request = {
             "id": self.counter,
             "kind": probe.kind,
-            "job": {**probe.job, "data_folder": str(self.data_tree)} if probe.data else probe.job,
+            "job": {**probe.job, "time_limit_s": min(limits.wall_s, limits.cpu_s),
+                    **({"data_folder": str(self.data_tree)} if probe.data else {})},
             "inputs": str(inputs / "inputs.npz"),
             "outdir": str(outdir),
             "cwd": str(code),
@@ -389,7 +418,7 @@ def interpret(answer: dict, outdir: Path, limits: TestLimits, job: dict | None =
     if size > limits.output_kb * 1024:
         output += f"\n[... output cut: {size} bytes printed, the first {limits.output_kb} KB shown]"
     result = RunResult(ok=False, output=output, wall_s=answer.get("wall_s") or 0.0, cpu_s=answer.get("cpu_s") or 0.0,
-                       leftovers=int(answer.get("leftovers") or 0))
+                       leftovers=int(answer.get("leftovers") or 0), part=read_part(outdir))
     info, unusable = None, ""
     try:
         info = read_json(outdir / "info.json", INFO_CAP)
@@ -399,10 +428,13 @@ def interpret(answer: dict, outdir: Path, limits: TestLimits, job: dict | None =
         info, unusable = None, str(err)
     status = answer.get("status")
     if status == "timeout":
+        result.failure = "timeout"
         result.problem = (f"did not finish within the wall-clock limit of {limits.wall_s:g} s "
                           f"(an endless loop, or waiting on something?)")
     elif status == "signaled":
         result.problem = signal_problem(answer["signal"], limits, result.cpu_s)
+        if "CPU limit" in result.problem:
+            result.failure = "cpu"
     elif unusable:
         result.problem = (f"the test's report could not be used: {unusable} (the probe writes info.json itself: "
                           f"does the submission write into its output folder?)")
@@ -413,6 +445,12 @@ def interpret(answer: dict, outdir: Path, limits: TestLimits, job: dict | None =
         code = answer.get("code")
         result.problem = (f"the process ended (exit status {code}) before returning a result: does the "
                           f"submission call sys.exit / os._exit / quit at import or in its methods?")
+    elif "too_slow" in info:
+        slow = info["too_slow"]
+        result.failure, result.part = "slow", slow["part"]
+        result.problem = (f"stopped after {slow['done']} of {slow['total']} {slow['unit']}s: at "
+                          f"{slow['per_item_s']:.2f} s per {slow['unit']} the test would take about "
+                          f"{slow['projected_s']:.0f} s, over its limit of {slow['limit_s']:g} s")
     elif "probe_error" in info:
         result.problem = "internal error of the grader (not the submission's fault); tell the course staff"
         result.traceback = str(info["probe_error"])
@@ -432,6 +470,16 @@ def interpret(answer: dict, outdir: Path, limits: TestLimits, job: dict | None =
     return result
 
 
+def read_part(outdir: Path) -> str:
+    """The part of the submission the probe last entered (its ``stage`` file), "" when unknown."""
+    try:
+        text, _ = read_head(outdir / "stage", 64)
+    except (OSError, RawOutputError):
+        return ""
+    part = text.strip("\x00 \n")
+    return part if part in PARTS else ""
+
+
 def check_info(info, job: dict) -> dict:
     """``info`` when it has the types the probe writes and agrees with the
     request ``job``; else RawOutputError saying what differs. The judges may
@@ -440,6 +488,8 @@ def check_info(info, job: dict) -> dict:
         raise RawOutputError(f"info.json holds a JSON {json_type(info)}, not an object")
     if "probe_error" in info and not isinstance(info["probe_error"], str):
         raise RawOutputError("info.json: 'probe_error' is not a string")
+    if "too_slow" in info:
+        check_too_slow(info["too_slow"])
     if "error" in info:
         check_error(info["error"], "info.json 'error'")
     for key in ("output", "layers", "parameters"):
@@ -475,6 +525,14 @@ def check_info(info, job: dict) -> dict:
                     raise RawOutputError(f"info.json configs[{i}] says {({f: record.get(f) for f in request})}, "
                                          f"but {request} was requested")
     return info
+
+
+def check_too_slow(record) -> None:
+    numbers = ("done", "total", "per_item_s", "projected_s", "limit_s")
+    if not (isinstance(record, dict) and record.get("part") in PARTS and isinstance(record.get("unit"), str)
+            and len(record["unit"]) <= 40 and all(isinstance(record.get(k), (int, float))
+                                                   and not isinstance(record.get(k), bool) for k in numbers)):
+        raise RawOutputError("info.json: 'too_slow' is not the record the probe writes")
 
 
 def check_error(error, where: str) -> None:
