@@ -3,6 +3,9 @@
 Per submission, ``<out>/<name>/results.json`` (Gradescope's format) and
 ``<out>/<name>/report.md``; for the run, ``<out>/gradebook.csv`` and
 ``<out>/summary.md``. Every input is checked before any grading starts.
+SIGTERM or Ctrl-C stops the run cleanly (mann/grading/signals.py):
+the sandbox and its temp folders are gone, the gradebook of everyone graded so
+far is written, and the exit status is 128 + the signal's number.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from episodes.errors import UsageError
 from episodes.files import ensure_writable_dir
 from mann import grading
 from mann.commands.args import add_data_args, load_store
+from mann.grading.signals import Stopped, stop_on_signals
 
 
 def add_parser(sub) -> None:
@@ -54,28 +58,34 @@ def run(args: argparse.Namespace) -> int:
     reference = grading.build_reference(store, Path(args.tree) if args.tree else None, progress=not args.quiet)
     exclude = [out, *(s.source for s in submissions)] + ([results_json] if results_json else [])
     results = []
-    with grading.Grader(reference, rubric, exclude=exclude, sandbox_user=args.sandbox_user) as grader:
-        protections = grader.sandbox.protections()
-        print(f"grading {len(submissions)} submission(s) with {len(rubric.tests)} tests "
-              f"({rubric.max_score:g} points, rubric {rubric.source}); sandbox: {protections}", file=sys.stderr)
-        if not grader.sandbox.landlock_abi:
-            print("mann: warning: Landlock is unavailable, so submissions can read any file this user can; "
-                  "grade as root with --sandbox-user nobody, or on a Linux >= 5.13 kernel", file=sys.stderr)
-        try:
-            for submission in tqdm(submissions, desc="grading", unit="submission", disable=args.quiet):
-                result = grader.grade(submission)  # never raises: a broken grading is that student's zero
-                try:
-                    grading.write_submission(result, rubric, out / submission.name, protections, results_json)
-                except Exception as err:  # noqa: BLE001 - e.g. text that cannot be written; the class goes on
-                    result = grading.internal_error(submission, rubric, err, result.seconds)
-                    grading.write_submission(result, rubric, out / submission.name, protections, results_json)
-                results.append(result)
-                tqdm.write(f"{submission.name}: {result.score:g} / {result.max_score:g}"
-                           + (f" ({result.problem})" if result.problem else ""), file=sys.stderr)
-        finally:
-            # Even when the run is stopped (Ctrl-C, a full disk), staff get the
-            # gradebook of everyone graded so far.
-            csv_path, md_path = grading.write_gradebook(results, out) if results else (None, None)
+    try:
+        with stop_on_signals(), grading.Grader(reference, rubric, exclude=exclude,
+                                               sandbox_user=args.sandbox_user) as grader:
+            protections = grader.sandbox.protections()
+            print(f"grading {len(submissions)} submission(s) with {len(rubric.tests)} tests "
+                  f"({rubric.max_score:g} points, rubric {rubric.source}); sandbox: {protections}", file=sys.stderr)
+            if not grader.sandbox.landlock_abi:
+                print("mann: warning: Landlock is unavailable, so submissions can read any file this user can; "
+                      "grade as root with --sandbox-user nobody, or on a Linux >= 5.13 kernel", file=sys.stderr)
+            try:
+                for submission in tqdm(submissions, desc="grading", unit="submission", disable=args.quiet):
+                    result = grader.grade(submission)  # never raises: a broken grading is that student's zero
+                    try:
+                        grading.write_submission(result, rubric, out / submission.name, protections, results_json)
+                    except Exception as err:  # noqa: BLE001 - e.g. text that cannot be written; the class goes on
+                        result = grading.internal_error(submission, rubric, err, result.seconds)
+                        grading.write_submission(result, rubric, out / submission.name, protections, results_json)
+                    results.append(result)
+                    tqdm.write(f"{submission.name}: {result.score:g} / {result.max_score:g}"
+                               + (f" ({result.problem})" if result.problem else ""), file=sys.stderr)
+            finally:
+                # Even when the run is stopped (SIGTERM, Ctrl-C, a full disk), staff
+                # get the gradebook of everyone graded so far.
+                csv_path, md_path = grading.write_gradebook(results, out) if results else (None, None)
+    except Stopped as stop:
+        written = f"; the gradebook of those is in {out}" if results else ""
+        print(f"mann: {stop}: graded {len(results)} of {len(submissions)} submission(s){written}", file=sys.stderr)
+        return stop.exit_status
     print(md_path.read_text())
     print(f"gradebook: {csv_path}; per-submission results.json and report.md in {out}/<name>/")
     return 0

@@ -4,11 +4,13 @@ submission.py   find folders / zips, check their layout, stage clean copies
 rubric.py       the rubric (default_rubric.toml): tests, points, visibility, limits
 reference.py    what submissions are compared with: store, PNG tree, splits, image index
 runner.py       the grader side of the sandbox; sandbox/ runs inside it
+processes.py    kill every process below the sandbox's server (a running test has its own session)
 raw.py          read a submission's raw outputs as untrusted: bounded size, JSON depth, array headers
 checks_*.py     the test battery (battery.py lists it): inputs out, verdicts in
 coverage.py     what the distinct characters of a split's episodes say about its size
 grade.py        run a rubric on submissions; outputs.py / gradescope.py / feedback.py /
                 gradebook.py write results.json, report.md, gradebook.csv, summary.md
+signals.py      SIGTERM / Ctrl-C as an exception that unwinds the clean-up (exit 128 + signal)
 specimens/      a correct submission and its known-bug variants (demo, tests, generated classes)
 (the ``mann grade`` subcommand is mann/commands/grade.py)
 

@@ -19,15 +19,18 @@ import shutil
 import tempfile
 import time
 import traceback
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from episodes.errors import UsageError
 from mann.grading.battery import CHECKS
+from mann.grading.processes import kill_descendants
 from mann.grading.check import Verdict
 from mann.grading.reference import Reference
 from mann.grading.rubric import Rubric, TestSpec
 from mann.grading.runner import Sandbox
+from mann.grading.signals import signals_held
 from mann.grading.submission import Submission, stage
 
 
@@ -65,27 +68,42 @@ class SubmissionResult:
 
 
 class Grader:
-    """One grading session: the reference, the rubric and one sandbox."""
+    """One grading session: the reference, the rubric and one sandbox.
+
+    Whatever stops it (an exception, a stop signal raised as Stopped, even
+    one arriving before ``with`` has entered it), the sandbox's processes are
+    killed and its temp folders, ``mann-staging-*`` and the sandbox's
+    ``mann-grade-*``, removed: by ``close`` (the ``with`` block), else when the
+    Grader is collected or Python exits.
+    """
 
     def __init__(self, reference: Reference, rubric: Rubric, exclude: list[Path] = (),
                  sandbox_user: str | None = None, landlock: bool = True) -> None:
         self.reference = reference
         self.rubric = rubric
         self.staging = Path(tempfile.mkdtemp(prefix="mann-staging-"))
-        self.sandbox = Sandbox(reference.tree, exclude=[*exclude, self.staging, Path(rubric.source)],
-                               user=sandbox_user, landlock=landlock)
+        try:
+            self.sandbox = Sandbox(reference.tree, exclude=[*exclude, self.staging, Path(rubric.source)],
+                                   user=sandbox_user, landlock=landlock)
+        except BaseException:  # e.g. --sandbox-user refused: the staging folder is not left behind
+            shutil.rmtree(self.staging, ignore_errors=True)
+            raise
+        self._cleanup = weakref.finalize(self, _clean_up, self.sandbox, self.staging)
         self._staged = 0
 
     def __enter__(self) -> "Grader":
-        self.sandbox.start()
+        try:
+            self.sandbox.start()
+        except BaseException:  # a failed or interrupted start: no __exit__ will come
+            self.close()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
     def close(self) -> None:
-        self.sandbox.close()
-        shutil.rmtree(self.staging, ignore_errors=True)
+        self._cleanup()  # once: later calls do nothing
 
     def grade(self, submission: Submission, rubric: Rubric | None = None) -> SubmissionResult:
         """Run every test of ``rubric`` (default: the session's) on one submission.
@@ -102,6 +120,7 @@ class Grader:
         except Exception as err:  # noqa: BLE001 - the class goes on whatever broke
             # The server may still be running (or about to answer) the interrupted
             # test: a fresh one keeps its late answer from being read as the next test's.
+            _stop_tests(self.sandbox)
             self.sandbox.reset()
             return internal_error(submission, rubric, err, time.monotonic() - started)
 
@@ -145,6 +164,24 @@ class Grader:
             else:
                 verdict = Verdict(False, run.problem)
         return TestOutcome(spec, verdict.passed, verdict.message, details, time.monotonic() - started)
+
+
+def _clean_up(sandbox: Sandbox, staging: Path) -> None:
+    # A stop signal arriving now waits until the sandbox is closed and the
+    # folders are gone: raised halfway, it would leave them behind.
+    with signals_held():
+        try:
+            _stop_tests(sandbox)
+            sandbox.close()
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _stop_tests(sandbox: Sandbox) -> None:
+    """Kill the test the server is running and what it started: each test has its
+    own session, out of reach of the server's process group that the sandbox kills."""
+    if sandbox.process is not None:
+        kill_descendants(sandbox.process.pid)
 
 
 def internal_error(submission: Submission, rubric: Rubric, err: Exception, seconds: float) -> SubmissionResult:
