@@ -1,10 +1,11 @@
 """`mann grade` on a folder of mixed submissions: correct, buggy, hostile,
-not a submission, corrupt zip. Every student gets a valid results.json and a
+not a submission, corrupt zip, zip bomb. Every student gets a valid results.json and a
 report, the class a gradebook and a summary, and the run never stops early."""
 
 from __future__ import annotations
 
 import json
+import zipfile
 
 import pytest
 
@@ -53,6 +54,10 @@ def class_folder(tmp_path):
     (folder / "dave").mkdir(parents=True)
     (folder / "dave" / "hw1.py").write_text("print('wrong files')")
     (folder / "erin.zip").write_bytes(b"not a zip at all")
+    with zipfile.ZipFile(folder / "zed.zip", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("submission/load_data.py", "")
+        z.writestr("submission/mann.py", "")
+        z.writestr("submission/weights.npy", bytes(8 << 20))  # 8 MB of zeros in 8 KB
     (tmp_path / "rubric.toml").write_text(RUBRIC)
     return folder
 
@@ -71,12 +76,12 @@ def test_grading_a_mixed_class(class_folder, synthetic_data, capsys):
     printed = capsys.readouterr()
     assert code == 0, printed.err
     scores = {}
-    for name in ("alice", "bob", "mallory", "dave", "erin"):
+    for name in ("alice", "bob", "mallory", "dave", "erin", "zed"):
         payload = json.loads((out / name / "results.json").read_text())
         check_payload(payload)
         scores[name] = payload["score"]
         assert (out / name / "report.md").is_file()
-    assert scores == {"alice": 10, "bob": 7, "mallory": 5, "dave": 0, "erin": 0}
+    assert scores == {"alice": 10, "bob": 7, "mallory": 5, "dave": 0, "erin": 0, "zed": 0}
     mallory = json.loads((out / "mallory" / "results.json").read_text())
     output = {t["name"]: t for t in mallory["tests"]}["output"]
     assert "SIGSEGV" in output["output"] and output["visibility"] == "hidden"
@@ -84,9 +89,10 @@ def test_grading_a_mixed_class(class_folder, synthetic_data, capsys):
     dave = json.loads((out / "dave" / "results.json").read_text())
     assert "expected load_data.py and mann.py" in dave["output"]
     assert "not a readable zip" in json.loads((out / "erin" / "results.json").read_text())["output"]
+    assert "over the 200:1 allowed" in json.loads((out / "zed" / "results.json").read_text())["output"]
     book = (out / "gradebook.csv").read_text().splitlines()
     assert book[0] == "submission,data_shapes,query_shuffled,mann_output,total,max_score,problem"
-    assert len(book) == 6
+    assert len(book) == 7
     assert "## Score distribution" in printed.out and (out / "summary.md").is_file()
 
 

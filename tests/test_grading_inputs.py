@@ -166,6 +166,81 @@ def test_unsafe_zip_members_are_refused(tmp_path):
     assert not (tmp_path / "outside.py").exists()
 
 
+def homework_zip(path, **members):
+    """A zip holding the two homework files and ``members`` ({name: bytes}), deflated."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("submission/load_data.py", "")
+        z.writestr("submission/mann.py", "")
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path
+
+
+def test_zips_over_the_limits_are_refused_before_any_member_is_read(tmp_path, monkeypatch):
+    """Declared sizes, file and entry counts and compression ratios are checked
+    from the zip's directory alone; each refused zip is its student's zero
+    naming the limit and the value, and the class goes on."""
+    import mann.grading.submission as submission
+    import mann.grading.zips as zips
+
+    monkeypatch.setattr(submission, "MAX_FILE_BYTES", 1 << 20)
+    monkeypatch.setattr(submission, "MAX_TOTAL_BYTES", 2 << 20)
+    monkeypatch.setattr(submission, "MAX_FILES", 6)
+    monkeypatch.setattr(zips, "MAX_ENTRIES", 10)
+    monkeypatch.setattr(zips, "RATIO_FLOOR_BYTES", 256 << 10)
+    folder = tmp_path / "class"
+    folder.mkdir()
+    noise = np.random.default_rng(0).bytes
+    homework_zip(folder / "alice.zip", **{"submission/rnn.py": noise(900 << 10)})
+    homework_zip(folder / "bomb.zip", **{"submission/weights.npy": bytes(1 << 20)})  # 1 MB of zeros: ~1 KB
+    homework_zip(folder / "big.zip", **{"submission/data.bin": noise((1 << 20) + 1)})
+    homework_zip(folder / "many.zip", **{f"submission/f{i}.py": b"" for i in range(5)})
+    homework_zip(folder / "bulky.zip", **{f"submission/d{i}.bin": noise(800 << 10) for i in range(3)})
+    homework_zip(folder / "sprawl.zip", **{f".git/objects/{i}": b"" for i in range(9)})
+    read = []
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda *args, **kwargs: read.append(args) or 1 / 0)
+    subs = {s.name: s for s in find_submissions([folder])}
+    assert read == []  # not one member opened, let alone decompressed
+    assert subs["alice"].gradable
+    expected = {
+        "bomb": "member 'submission/weights.npy' declares 1,048,576 bytes (1.0 MB) from 1,",
+        "big": "member 'submission/data.bin' declares 1,048,577 bytes (1.0 MB) uncompressed, over the cap of "
+               "1,048,576 bytes (1.0 MB) a file",
+        "many": "holds 7 files, more than the cap of 6",
+        "bulky": "its members declare 2,457,600 bytes (2.3 MB) uncompressed in all, over the cap of 2,097,152",
+        "sprawl": "lists 11 entries, more than the 10 the grader reads",
+    }
+    for name, message in expected.items():
+        assert not subs[name].gradable and message in subs[name].problem, (name, subs[name].problem)
+    assert "over the 200:1 allowed above 262,144 bytes" in subs["bomb"].problem
+
+
+def declare_size(path, name: str, size: int) -> None:
+    """Make the zip's headers (local and central) claim ``size`` bytes for member ``name``."""
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo(name)
+        central = z.start_dir
+    data = bytearray(path.read_bytes())
+    data[info.header_offset + 22:info.header_offset + 26] = size.to_bytes(4, "little")
+    at = central
+    while data[at:at + 4] == b"PK\x01\x02":
+        name_len, extra_len, comment_len = (int.from_bytes(data[at + i:at + i + 2], "little") for i in (28, 30, 32))
+        if data[at + 46:at + 46 + name_len].decode() == name:
+            data[at + 24:at + 28] = size.to_bytes(4, "little")
+        at += 46 + name_len + extra_len + comment_len
+    path.write_bytes(bytes(data))
+
+
+def test_a_zip_member_larger_than_its_header_says_is_refused_while_extracting(tmp_path):
+    path = homework_zip(tmp_path / "liar.zip", **{"submission/data.bin": bytes(4 << 20)})
+    declare_size(path, "submission/data.bin", 1000)  # 4 MB of zeros said to be 1000 bytes: no limit objects
+    subs = {s.name: s for s in find_submissions([path])}
+    assert subs["liar"].gradable
+    with pytest.raises(UsageError, match=r"member 'submission/data.bin' cannot be read \(Bad CRC-32"):
+        stage(subs["liar"], tmp_path / "staged")
+    assert (tmp_path / "staged" / "submission" / "data.bin").stat().st_size <= 1000
+
+
 def test_name_collisions_in_a_class_folder(tmp_path):
     make_variant(tmp_path / "class" / "alice", {})
     shutil.make_archive(str(tmp_path / "class" / "alice"), "zip", tmp_path / "class" / "alice")

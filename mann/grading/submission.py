@@ -23,7 +23,8 @@ of its entries hold a submission; else it is one submission found deeper
 every folder one submission.
 
 Staging copies regular files only (no symlinks, no ``__pycache__``), with size
-caps, so the sandbox never sees anything but the student's own files.
+caps, so the sandbox never sees anything but the student's own files. A zip
+is checked by zips.py before any byte of it is decompressed.
 """
 
 from __future__ import annotations
@@ -31,12 +32,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import stat
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from episodes.errors import UsageError
+from mann.grading import zips
 
 REQUIRED = ("load_data.py", "mann.py")
 LEGACY = "hw1.py"  # where the 2021/2022 homework kept MANN
@@ -156,32 +157,51 @@ def folder_files(folder: Path) -> list[str]:
     return out
 
 
-def zip_files(path: Path) -> list[str]:
-    """Member paths of a zip (files only); UsageError when it is not a readable zip."""
+def zip_listing(path: Path) -> tuple[list[str], str]:
+    """(paths of the zip's files, problem): the files ``locate`` looks among, and
+    why the zip is not extracted ("" when it can be: zips.check_members).
+
+    Raises UsageError when it is not a readable zip or lists more than
+    zips.MAX_ENTRIES entries. Nothing of a member is read here: a CRC error
+    shows when the member is extracted.
+    """
+    with open_zip(path) as z:
+        members = _members(z.infolist())
     try:
-        with zipfile.ZipFile(path) as z:
-            infos = z.infolist()
-            bad = z.testzip()
+        zips.check_members(path, members, MAX_FILE_BYTES, MAX_TOTAL_BYTES, MAX_FILES)
+    except UsageError as err:
+        return [m.filename for m in members], str(err)
+    return [m.filename for m in members], ""
+
+
+def open_zip(path: Path) -> zipfile.ZipFile:
+    """The zip, opened once its end record shows at most zips.MAX_ENTRIES entries;
+    UsageError when it lists more or is not a readable zip."""
+    try:
+        entries = zips.entry_count(path)
+        if entries is None or entries <= zips.MAX_ENTRIES:
+            return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as err:
         raise UsageError(f"{path} is not a readable zip ({err}); ask for a new upload or unzip it by hand") from None
-    if bad is not None:
-        raise UsageError(f"{path}: member {bad} is corrupt (CRC mismatch); ask for a new upload")
-    return [i.filename for i in infos if not i.is_dir() and not _is_link(i)]
+    raise UsageError(f"{path}: lists {entries:,} entries, more than the {zips.MAX_ENTRIES:,} the grader reads; "
+                     f"ask for a zip of the submission's folder alone")
 
 
-def _is_link(info: zipfile.ZipInfo) -> bool:
-    return stat.S_ISLNK(info.external_attr >> 16)
+def _members(infos: list[zipfile.ZipInfo]) -> list[zipfile.ZipInfo]:
+    """The members that are staged or refused: not folders, nothing that _IGNORED names."""
+    return [i for i in infos if not i.is_dir() and not _IGNORED.search(i.filename)]
 
 
 def inspect(path: Path, name: str | None = None) -> Submission:
     """A Submission for one folder or zip (problems recorded, never raised)."""
     name = name or (path.stem if path.suffix.lower() == ".zip" else path.name)
     try:
-        files = zip_files(path) if path.is_file() else folder_files(path)
+        files, problem = zip_listing(path) if path.is_file() else (folder_files(path), "")
     except UsageError as err:
         return Submission(name, path, None, str(err))
-    code, problem, recognised = locate(files, wrapped=path.is_file())
-    return Submission(name, path, code, problem, recognised)
+    code, layout_problem, recognised = locate(files, wrapped=path.is_file())
+    # a folder or zip with no trace of the homework is "not a submission" whatever else is wrong with it
+    return Submission(name, path, code, (problem if recognised else "") or layout_problem, recognised)
 
 
 def class_members(folder: Path) -> list[Submission]:
@@ -199,7 +219,8 @@ def find_submissions(paths: list[str | os.PathLike], single: bool = False) -> li
     Raises UsageError, before any grading, for a missing path, a path that is
     neither a submission nor a folder of them, an unreadable zip given
     directly, or two submissions with the same name. Problems of a submission
-    that was found (two candidate folders, the 2021/2022 layout) and of
+    that was found (two candidate folders, the 2021/2022 layout, a zip over
+    the caps) and of
     entries of a class folder (a stray folder, a corrupt zip) are recorded on
     it, and it is then graded zero with that message.
     """
@@ -213,10 +234,11 @@ def find_submissions(paths: list[str | os.PathLike], single: bool = False) -> li
         if path.is_file():
             if path.suffix.lower() != ".zip":
                 raise UsageError(f"{path} is a file, not a submission: give its folder or a .zip ({EXPECTED})")
-            code, problem, recognised = locate(zip_files(path), wrapped=True)  # raises for an unreadable zip
+            files, problem = zip_listing(path)  # raises for an unreadable zip
+            code, layout_problem, recognised = locate(files, wrapped=True)
             if not recognised:
-                raise UsageError(f"{path}: {problem}")
-            found.append(Submission(path.stem, path, code, problem))
+                raise UsageError(f"{path}: {layout_problem}")
+            found.append(Submission(path.stem, path, code, problem or layout_problem))
             continue
         if not single and not own_layout(path):
             members = class_members(path)
@@ -247,7 +269,8 @@ def stage(submission: Submission, dest: Path) -> tuple[Path, Path]:
     """Copy the submission's regular files into ``dest``.
 
     Returns (code folder, whole submission root) inside ``dest``. Raises
-    UsageError for a zip with unsafe paths or over the size caps.
+    UsageError for a zip with unsafe paths, members over the caps or
+    unreadable data (it is checked again: it may have changed since it was found).
     """
     if submission.code is None:
         raise UsageError(f"{submission.source}: {submission.problem}")
@@ -270,20 +293,13 @@ def stage(submission: Submission, dest: Path) -> tuple[Path, Path]:
 
 
 def _extract(path: Path, dest: Path) -> None:
-    total = count = 0
-    with zipfile.ZipFile(path) as z:
-        for info in z.infolist():
-            if info.is_dir() or _is_link(info) or _IGNORED.search(info.filename):
-                continue
-            count += 1
-            rel = PurePosixPath(info.filename)
-            if rel.is_absolute() or ".." in rel.parts or not rel.parts:
-                raise UsageError(f"{path}: member {info.filename!r} points outside the zip; ask for a new upload")
-            total += info.file_size
-            if info.file_size > MAX_FILE_BYTES or total > MAX_TOTAL_BYTES or count > MAX_FILES:
-                raise UsageError(f"{path}: larger than the caps ({MAX_FILE_BYTES >> 20} MB a file, "
-                                 f"{MAX_TOTAL_BYTES >> 20} MB and {MAX_FILES} files in all)")
-            target = dest.joinpath(*rel.parts)
+    """Extract the zip's members into ``dest``, checked again (it may have
+    changed since it was found), each decompressed within its declared size."""
+    with open_zip(path) as z:
+        members = _members(z.infolist())
+        zips.check_members(path, members, MAX_FILE_BYTES, MAX_TOTAL_BYTES, MAX_FILES)
+        for info in members:
+            target = dest.joinpath(*PurePosixPath(info.filename).parts)
             target.parent.mkdir(parents=True, exist_ok=True)
-            with z.open(info) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out)
+            with open(target, "wb") as out:
+                zips.copy_member(path, z, info, out)
