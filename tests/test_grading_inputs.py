@@ -5,6 +5,7 @@ running any submission."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import stat
 import zipfile
@@ -17,6 +18,8 @@ from episodes.errors import UsageError
 from episodes.png_tree import write_png_tree
 from grading_variants import make_variant
 from mann.commands import main
+from mann.grading.feedback import report_markdown
+from mann.grading.grade import Grader
 from mann.grading.image_index import UNKNOWN
 from mann.grading.rubric import DEFAULT_RUBRIC, load_rubric
 from mann.grading.submission import find_submissions, stage
@@ -248,13 +251,57 @@ def test_name_collisions_in_a_class_folder(tmp_path):
         find_submissions([tmp_path / "class"])
 
 
-def test_symlinks_in_a_submission_are_not_followed(tmp_path):
+def link_entry(z: zipfile.ZipFile, name: str, target: str) -> None:
+    """A symbolic link member, as `zip -y` stores one (unzip recreates the link)."""
+    info = zipfile.ZipInfo(name)
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    z.writestr(info, target)
+
+
+def test_links_in_a_submission_are_its_zero_naming_them(tmp_path, grading_reference):
+    """A symbolic link (even to a sibling file), a hard link (another user's file
+    under a student's name) or a zip's link entry is never copied: that student
+    gets zero and the report names the link; the rest of the class is graded."""
     secret = tmp_path / "secret.txt"
     secret.write_text("the answers")
+    folder = tmp_path / "class"
+    make_variant(folder / "alice", {})
+    (make_variant(folder / "eve", {}) / "submission" / "answers.txt").symlink_to(secret)
+    (make_variant(folder / "sid", {}) / "submission" / "rnn.py").symlink_to("mann.py")
+    os.link(secret, make_variant(folder / "hal", {}) / "submission" / "notes.txt")
+    with zipfile.ZipFile(folder / "zed.zip", "w") as z:
+        z.writestr("submission/load_data.py", "")
+        z.writestr("submission/mann.py", "")
+        link_entry(z, "submission/answers.txt", str(secret))
+    subs = {s.name: s for s in find_submissions([folder])}
+    assert subs["alice"].gradable
+    named = {"eve": "'submission/answers.txt' is a symbolic link", "sid": "'submission/rnn.py' is a symbolic link",
+             "hal": "'submission/notes.txt' is a hard link (its file has 2 names)",
+             "zed": "'submission/answers.txt' is a symbolic link"}
+    grader = Grader(grading_reference, load_rubric())  # never started: nothing here reaches the sandbox
+    try:
+        for name, phrase in named.items():
+            result = grader.grade(subs[name])
+            assert result.score == 0 and phrase in result.problem, result.problem
+            assert "links are not graded" in report_markdown(result)
+            with pytest.raises(UsageError, match="symbolic link|hard link"):
+                stage(subs[name], tmp_path / "staged" / name)
+            assert "the answers" not in {p.read_text() for p in (tmp_path / "staged").rglob("*") if p.is_file()}
+    finally:
+        grader.close()
+
+
+def test_a_link_put_in_after_the_submission_was_found_is_refused_when_staged(tmp_path):
     folder = make_variant(tmp_path / "eve", {})
-    (folder / "submission" / "answers.txt").symlink_to(secret)
-    code, _ = stage(find_submissions([folder])[0], tmp_path / "staged")
-    assert (code / "mann.py").is_file() and not (code / "answers.txt").exists()
+    (sub,) = find_submissions([folder])
+    assert sub.gradable
+    os.link(folder / "submission" / "mann.py", folder / "submission" / "copy.py")
+    with pytest.raises(UsageError, match="'submission/copy.py' is a hard link"):
+        stage(sub, tmp_path / "staged")
+    (folder / "submission" / "copy.py").unlink()
+    (folder / "submission" / "data").symlink_to(tmp_path, target_is_directory=True)
+    with pytest.raises(UsageError, match="'submission/data' is a symbolic link"):
+        stage(sub, tmp_path / "staged2")
 
 
 def test_cli_refuses_bad_input_before_writing_anything(tmp_path, capsys):

@@ -1,6 +1,6 @@
 """Grade CS330 MANN homework submissions (``mann grade``).
 
-submission.py   find folders / zips, check their layout, stage clean copies
+submission.py   find folders / zips, check their layout, stage clean copies (links refused)
 zips.py         read a submission's zip as untrusted: entries, sizes, ratio checked before any byte
 rubric.py       the rubric (default_rubric.toml): tests, points, visibility, limits
 reference.py    what submissions are compared with: store, PNG tree, splits, image index

@@ -22,16 +22,20 @@ of its entries hold a submission; else it is one submission found deeper
 (a repository: ``hw1/submission/``). ``single`` (``--results-json``) makes
 every folder one submission.
 
-Staging copies regular files only (no symlinks, no ``__pycache__``), with size
-caps, so the sandbox never sees anything but the student's own files. A zip
-is checked by zips.py before any byte of it is decompressed.
+Staging copies regular files only (no ``__pycache__``), with size caps, so
+the sandbox never sees anything but the student's own files. A symbolic or
+hard link in a submission (a folder's, or a zip's link entry) makes it that
+student's zero naming the links: a link reaches files that are not the
+student's (another user's 0600 file, through a hard link), and a file left
+out quietly would be graded as if the student had forgotten it. A zip is
+checked by zips.py before any byte of it is decompressed.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
+import stat
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -129,12 +133,17 @@ def own_layout(folder: Path) -> bool:
     return any((folder / prefix / REQUIRED[0]).is_file() for prefix in _PREFIXES)
 
 
-def folder_files(folder: Path) -> list[str]:
-    """Relative posix paths of the regular files below ``folder``, shallowest
-    first (breadth-first, so a cap never hides a shallow file behind a deep
-    tree), at most MAX_FILES of them, MAX_DEPTH folders down; no symlinks,
-    nothing that _IGNORED names."""
+def scan_folder(folder: Path) -> tuple[list[str], list[tuple[str, str]]]:
+    """(files, links) below ``folder``.
+
+    files: relative posix paths of the regular files with one link,
+    shallowest first (breadth-first, so a cap never hides a shallow file
+    behind a deep tree), at most MAX_FILES of them, MAX_DEPTH folders down,
+    nothing that _IGNORED names. links: (path, what it is) of what is refused
+    instead (``("submission/rnn.py", "a symbolic link")``); never followed.
+    """
     out: list[str] = []
+    links: list[tuple[str, str]] = []
     level = [Path(".")]
     for _ in range(MAX_DEPTH + 1):
         below = []
@@ -145,16 +154,33 @@ def folder_files(folder: Path) -> list[str]:
                 continue
             for entry in entries:
                 path = (rel / entry.name).as_posix()
-                if _IGNORED.search(path) or entry.is_symlink():
+                if _IGNORED.search(path):
                     continue
-                if entry.is_dir():
+                if entry.is_symlink():
+                    links.append((path, "a symbolic link"))
+                elif entry.is_dir(follow_symlinks=False):
                     below.append(rel / entry.name)
-                elif entry.is_file():
+                elif entry.is_file(follow_symlinks=False):
+                    names = entry.stat(follow_symlinks=False).st_nlink
+                    if names > 1:
+                        links.append((path, f"a hard link (its file has {names} names)"))
+                        continue
                     out.append(path)
                     if len(out) >= MAX_FILES:
-                        return out
+                        return out, links
         level = below
-    return out
+    return out, links
+
+
+def link_problem(links: list[tuple[str, str]]) -> str:
+    """Why a submission holding ``links`` (scan_folder's) is not graded, and what to do."""
+    shown = "; ".join(f"{path!r} is {what}" for path, what in links[:5])
+    shown += f"; and {len(links) - 5} more links" if len(links) > 5 else ""
+    hard = any(what.startswith("a hard link") for _, what in links)
+    return (f"links are not graded: {shown}. A link can reach files that are not the student's: replace each "
+            f"with a copy of the file itself and resubmit"
+            + (" (a class folder copied with hard links, as cp -l or rsync --link-dest make, shows this for "
+               "every file: copy it without them)" if hard else ""))
 
 
 def zip_listing(path: Path) -> tuple[list[str], str]:
@@ -196,7 +222,12 @@ def inspect(path: Path, name: str | None = None) -> Submission:
     """A Submission for one folder or zip (problems recorded, never raised)."""
     name = name or (path.stem if path.suffix.lower() == ".zip" else path.name)
     try:
-        files, problem = zip_listing(path) if path.is_file() else (folder_files(path), "")
+        if path.is_file():
+            files, problem = zip_listing(path)
+        else:
+            files, links = scan_folder(path)
+            files += [link for link, _ in links]  # a linked mann.py still shows where the code is
+            problem = link_problem(links) if links else ""
     except UsageError as err:
         return Submission(name, path, None, str(err))
     code, layout_problem, recognised = locate(files, wrapped=path.is_file())
@@ -219,8 +250,8 @@ def find_submissions(paths: list[str | os.PathLike], single: bool = False) -> li
     Raises UsageError, before any grading, for a missing path, a path that is
     neither a submission nor a folder of them, an unreadable zip given
     directly, or two submissions with the same name. Problems of a submission
-    that was found (two candidate folders, the 2021/2022 layout, a zip over
-    the caps) and of
+    that was found (two candidate folders, the 2021/2022 layout, a link, a zip
+    over the caps) and of
     entries of a class folder (a stray folder, a corrupt zip) are recorded on
     it, and it is then graded zero with that message.
     """
@@ -269,8 +300,9 @@ def stage(submission: Submission, dest: Path) -> tuple[Path, Path]:
     """Copy the submission's regular files into ``dest``.
 
     Returns (code folder, whole submission root) inside ``dest``. Raises
-    UsageError for a zip with unsafe paths, members over the caps or
-    unreadable data (it is checked again: it may have changed since it was found).
+    UsageError for a zip with unsafe paths, links, members over the caps or
+    unreadable data, and for a folder that now holds links or files over the
+    caps (it is checked again: it may have changed since it was found).
     """
     if submission.code is None:
         raise UsageError(f"{submission.source}: {submission.problem}")
@@ -278,18 +310,71 @@ def stage(submission: Submission, dest: Path) -> tuple[Path, Path]:
     if submission.source.is_file():
         _extract(submission.source, dest)
     else:
+        files, links = scan_folder(submission.source)
+        if links:
+            raise UsageError(link_problem(links))
         total = 0
-        for rel in folder_files(submission.source):
-            src = submission.source / rel
-            size = src.stat().st_size
-            total += size
-            if size > MAX_FILE_BYTES or total > MAX_TOTAL_BYTES:
-                raise UsageError(f"{submission.source}: {rel} makes the submission larger than the caps "
-                                 f"({MAX_FILE_BYTES >> 20} MB a file, {MAX_TOTAL_BYTES >> 20} MB in all)")
+        for rel in files:
             target = dest / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, target)
+            total += _copy_file(submission.source, rel, target, MAX_TOTAL_BYTES - total)
     return dest / submission.code, dest
+
+
+def _copy_file(root: Path, rel: str, target: Path, room: int) -> int:
+    """Copy root/rel to ``target``, refusing anything but a regular file with
+    one link, over MAX_FILE_BYTES or over ``room`` (what is left of the total);
+    returns the bytes copied.
+
+    Opened one folder at a time without following links: a folder replaced by
+    a link after the scan cannot take the copy elsewhere.
+    """
+    cap = min(MAX_FILE_BYTES, room)
+    fd = _open_below(root, rel)
+    with os.fdopen(fd, "rb") as src:
+        info = os.fstat(src.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            raise UsageError(link_problem([(rel, f"a hard link (its file has {info.st_nlink} names)")])
+                             if stat.S_ISREG(info.st_mode) else f"{root}: {rel!r} is not a regular file any more")
+        too_big = UsageError(f"{root}: {rel!r} ({zips.size_text(info.st_size)}) makes the submission larger "
+                             f"than the caps ({zips.size_text(MAX_FILE_BYTES)} a file, "
+                             f"{zips.size_text(MAX_TOTAL_BYTES)} in all); ask for an upload without it")
+        if info.st_size > cap:
+            raise too_big
+        copied = 0
+        with open(target, "wb") as out:
+            # read to the end, not to st_size: a file that grows meanwhile stays within the caps
+            while chunk := src.read(min(zips.CHUNK, cap + 1 - copied)):
+                copied += len(chunk)
+                if copied > cap:
+                    raise too_big
+                out.write(chunk)
+    return copied
+
+
+def _open_below(root: Path, rel: str) -> int:
+    """A read-only descriptor of root/rel; UsageError when a part of the path is a link."""
+    parts = rel.split("/")
+    folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            # O_NONBLOCK: a FIFO put in a file's place must not hang the grader in open()
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_NONBLOCK if last else os.O_DIRECTORY)
+            try:
+                fd = os.open(part, flags, dir_fd=folder)
+            except OSError as err:
+                if os.path.islink(root.joinpath(*parts[: i + 1])):
+                    raise UsageError(link_problem([("/".join(parts[: i + 1]), "a symbolic link")])) from None
+                raise UsageError(f"{root}: {rel!r} cannot be read ({err.strerror}); it changed while being "
+                                 f"graded: grade it again") from None
+            if last:
+                return fd
+            os.close(folder)
+            folder = fd
+    finally:
+        os.close(folder)
+    raise AssertionError("unreachable: rel has at least one part")
 
 
 def _extract(path: Path, dest: Path) -> None:
