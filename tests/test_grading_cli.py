@@ -1,6 +1,7 @@
 """`mann grade` on a folder of mixed submissions: correct, buggy, hostile,
-not a submission, corrupt zip, zip bomb. Every student gets a valid results.json and a
-report, the class a gradebook and a summary, and the run never stops early."""
+not a submission, corrupt zip, zip bomb, and entries that are no submission.
+Every student gets a valid results.json and a report, the class a gradebook
+and a summary listing what was not graded, and the run never stops early."""
 
 from __future__ import annotations
 
@@ -58,6 +59,8 @@ def class_folder(tmp_path):
         z.writestr("submission/load_data.py", "")
         z.writestr("submission/mann.py", "")
         z.writestr("submission/weights.npy", bytes(8 << 20))  # 8 MB of zeros in 8 KB
+    (folder / "frank").symlink_to(folder / "alice", target_is_directory=True)
+    (folder / "notes.txt").write_text("grading notes")
     (tmp_path / "rubric.toml").write_text(RUBRIC)
     return folder
 
@@ -94,6 +97,12 @@ def test_grading_a_mixed_class(class_folder, synthetic_data, capsys):
     assert book[0] == "submission,data_shapes,query_shuffled,mann_output,total,max_score,problem"
     assert len(book) == 7
     assert "## Score distribution" in printed.out and (out / "summary.md").is_file()
+    # what is not graded is said, not dropped: the link to alice's folder and the stray file
+    assert not (out / "frank").exists()
+    summary = (out / "summary.md").read_text()
+    assert "## Not graded: 2 class folder entries" in summary
+    assert "| frank | a symbolic link, not followed" in summary and "| notes.txt | neither a folder nor a .zip" in summary
+    assert f"mann: not graded: {class_folder / 'frank'}: a symbolic link" in printed.err
 
 
 def test_one_submission_for_gradescope(class_folder, synthetic_data, tmp_path):

@@ -2,8 +2,9 @@
 
 Per submission, ``<out>/<name>/results.json`` (Gradescope's format) and
 ``<out>/<name>/report.md``; for the run, ``<out>/gradebook.csv`` and
-``<out>/summary.md``. Every input is checked before any grading starts.
-SIGTERM or Ctrl-C stops the run cleanly (mann/grading/signals.py):
+``<out>/summary.md``. Every input is checked before any grading starts; the
+entries of a class folder that are not graded are said on stderr and listed
+in summary.md. SIGTERM or Ctrl-C stops the run cleanly (mann/grading/signals.py):
 the sandbox and its temp folders are gone, the gradebook of everyone graded so
 far is written, and the exit status is 128 + the signal's number.
 """
@@ -46,7 +47,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     rubric = grading.load_rubric(args.rubric)
-    submissions = grading.find_submissions(args.paths, single=bool(args.results_json))
+    submissions, skipped = grading.find_all(args.paths, single=bool(args.results_json))
     if args.results_json and len(submissions) != 1:
         raise UsageError(f"--results-json names one file but {len(submissions)} submissions were found; "
                          f"grade one submission, or leave it out and use --out")
@@ -57,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     store = load_store(args)
     reference = grading.build_reference(store, Path(args.tree) if args.tree else None, progress=not args.quiet)
     exclude = [out, *(s.source for s in submissions)] + ([results_json] if results_json else [])
+    for entry in skipped:
+        print(f"mann: not graded: {entry.path}: {entry.reason}", file=sys.stderr)
     results = []
     try:
         with stop_on_signals(), grading.Grader(reference, rubric, exclude=exclude,
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 # Even when the run is stopped (SIGTERM, Ctrl-C, a full disk), staff
                 # get the gradebook of everyone graded so far.
-                csv_path, md_path = grading.write_gradebook(results, out) if results else (None, None)
+                csv_path, md_path = grading.write_gradebook(results, out, skipped) if results else (None, None)
     except Stopped as stop:
         written = f"; the gradebook of those is in {out}" if results else ""
         print(f"mann: {stop}: graded {len(results)} of {len(submissions)} submission(s){written}", file=sys.stderr)

@@ -20,10 +20,10 @@ Names load their module on first use.
 
 from episodes.lazy import lazy_exports
 
-__all__ = ["Grader", "build_reference", "find_submissions", "internal_error", "load_rubric", "write_gradebook",
-           "write_submission"]
+__all__ = ["Grader", "build_reference", "find_all", "find_submissions", "internal_error", "load_rubric",
+           "write_gradebook", "write_submission"]
 __getattr__, __dir__ = lazy_exports(__name__, {
-    "Grader": "grade", "build_reference": "reference", "find_submissions": "submission",
+    "Grader": "grade", "build_reference": "reference", "find_all": "submission", "find_submissions": "submission",
     "internal_error": "grade", "load_rubric": "rubric",
     "write_gradebook": "gradebook", "write_submission": "outputs",
 })

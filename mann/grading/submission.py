@@ -28,7 +28,9 @@ hard link in a submission (a folder's, or a zip's link entry) makes it that
 student's zero naming the links: a link reaches files that are not the
 student's (another user's 0600 file, through a hard link), and a file left
 out quietly would be graded as if the student had forgotten it. A zip is
-checked by zips.py before any byte of it is decompressed.
+checked by zips.py before any byte of it is decompressed. An entry of a class
+folder that is no submission (a link, a stray file) is a Skipped entry,
+listed in summary.md.
 """
 
 from __future__ import annotations
@@ -80,6 +82,14 @@ class Submission:
     @property
     def gradable(self) -> bool:
         return self.code is not None and not self.problem
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An entry of a class folder that is not graded: path, and why (for summary.md and stderr)."""
+
+    path: Path
+    reason: str
 
 
 def locate(files: list[str], wrapped: bool = False) -> tuple[str | None, str, bool]:
@@ -235,29 +245,50 @@ def inspect(path: Path, name: str | None = None) -> Submission:
     return Submission(name, path, code, (problem if recognised else "") or layout_problem, recognised)
 
 
-def class_members(folder: Path) -> list[Submission]:
-    """One Submission per entry (folder or zip) of a class folder."""
-    entries = [e for e in sorted(folder.iterdir()) if not e.name.startswith((".", "__"))
-               and (e.is_dir() or e.suffix.lower() == ".zip") and not e.is_symlink()]
-    return [inspect(e) for e in entries]
+def class_members(folder: Path) -> tuple[list[Submission], list[Skipped]]:
+    """One Submission per folder or zip of a class folder, and the entries that are neither."""
+    members: list[Submission] = []
+    skipped: list[Skipped] = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            skipped.append(Skipped(entry, "hidden (its name starts with '.')"))
+        elif entry.name.startswith("__"):
+            skipped.append(Skipped(entry, "its name starts with '__' (archive metadata such as __MACOSX)"))
+        elif entry.is_symlink():
+            skipped.append(Skipped(entry, "a symbolic link, not followed (it could point anywhere); put the "
+                                          "folder or zip itself in the class folder"))
+        elif entry.is_dir() or (entry.suffix.lower() == ".zip" and entry.is_file()):
+            members.append(inspect(entry))
+        else:
+            skipped.append(Skipped(entry, "neither a folder nor a .zip (archives of other kinds are not read: "
+                                          "unpack it into a folder)"))
+    return members, skipped
 
 
 def find_submissions(paths: list[str | os.PathLike], single: bool = False) -> list[Submission]:
-    """The submissions named by the command line: each path is a submission
-    (folder or zip) or, unless ``single``, a class folder of them (see the
-    module's docstring for how the two are told apart).
+    """The submissions named by the command line (``find_all`` without the skipped entries)."""
+    return find_all(paths, single)[0]
+
+
+def find_all(paths: list[str | os.PathLike], single: bool = False) -> tuple[list[Submission], list[Skipped]]:
+    """The submissions named by the command line, and the entries of class
+    folders that are not graded. Each path is a submission (folder or zip) or,
+    unless ``single``, a class folder of them (see the module's docstring for
+    how the two are told apart).
 
     Raises UsageError, before any grading, for a missing path, a path that is
     neither a submission nor a folder of them, an unreadable zip given
     directly, or two submissions with the same name. Problems of a submission
     that was found (two candidate folders, the 2021/2022 layout, a link, a zip
-    over the caps) and of
-    entries of a class folder (a stray folder, a corrupt zip) are recorded on
-    it, and it is then graded zero with that message.
+    over the caps) and of entries of a class folder (a stray folder, a corrupt
+    zip) are recorded on it, and it is then graded zero with that message.
+    Entries of a class folder that are neither a folder nor a zip (a link, a
+    stray file) are returned as Skipped, with why.
     """
     if not paths:
         raise UsageError("no submission given; name a submission folder, a .zip, or a folder of them")
     found: list[Submission] = []
+    skipped: list[Skipped] = []
     for raw in paths:
         path = Path(raw).expanduser()
         if not path.exists():
@@ -272,16 +303,17 @@ def find_submissions(paths: list[str | os.PathLike], single: bool = False) -> li
             found.append(Submission(path.stem, path, code, problem or layout_problem))
             continue
         if not single and not own_layout(path):
-            members = class_members(path)
+            members, left_out = class_members(path)
             if any(m.source.is_file() for m in members) or sum(m.recognised for m in members) >= 2:
                 found.extend(members)
+                skipped.extend(left_out)
                 continue
         one = inspect(path)
         if not one.recognised:
             raise UsageError(f"{path} is {one.problem}" + ("" if single else ", nor a folder of submission folders or zips"))
         found.append(one)
     check_names(found)
-    return found
+    return found, skipped
 
 
 def check_names(submissions: list[Submission]) -> None:
