@@ -5,6 +5,7 @@ running any submission."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import stat
 import zipfile
@@ -17,6 +18,8 @@ from episodes.errors import UsageError
 from episodes.png_tree import write_png_tree
 from grading_variants import make_variant
 from mann.commands import main
+from mann.grading.feedback import report_markdown
+from mann.grading.grade import Grader
 from mann.grading.image_index import UNKNOWN
 from mann.grading.rubric import DEFAULT_RUBRIC, load_rubric
 from mann.grading.submission import find_submissions, stage
@@ -166,6 +169,81 @@ def test_unsafe_zip_members_are_refused(tmp_path):
     assert not (tmp_path / "outside.py").exists()
 
 
+def homework_zip(path, **members):
+    """A zip holding the two homework files and ``members`` ({name: bytes}), deflated."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("submission/load_data.py", "")
+        z.writestr("submission/mann.py", "")
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path
+
+
+def test_zips_over_the_limits_are_refused_before_any_member_is_read(tmp_path, monkeypatch):
+    """Declared sizes, file and entry counts and compression ratios are checked
+    from the zip's directory alone; each refused zip is its student's zero
+    naming the limit and the value, and the class goes on."""
+    import mann.grading.submission as submission
+    import mann.grading.zips as zips
+
+    monkeypatch.setattr(submission, "MAX_FILE_BYTES", 1 << 20)
+    monkeypatch.setattr(submission, "MAX_TOTAL_BYTES", 2 << 20)
+    monkeypatch.setattr(submission, "MAX_FILES", 6)
+    monkeypatch.setattr(zips, "MAX_ENTRIES", 10)
+    monkeypatch.setattr(zips, "RATIO_FLOOR_BYTES", 256 << 10)
+    folder = tmp_path / "class"
+    folder.mkdir()
+    noise = np.random.default_rng(0).bytes
+    homework_zip(folder / "alice.zip", **{"submission/rnn.py": noise(900 << 10)})
+    homework_zip(folder / "bomb.zip", **{"submission/weights.npy": bytes(1 << 20)})  # 1 MB of zeros: ~1 KB
+    homework_zip(folder / "big.zip", **{"submission/data.bin": noise((1 << 20) + 1)})
+    homework_zip(folder / "many.zip", **{f"submission/f{i}.py": b"" for i in range(5)})
+    homework_zip(folder / "bulky.zip", **{f"submission/d{i}.bin": noise(800 << 10) for i in range(3)})
+    homework_zip(folder / "sprawl.zip", **{f".git/objects/{i}": b"" for i in range(9)})
+    read = []
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda *args, **kwargs: read.append(args) or 1 / 0)
+    subs = {s.name: s for s in find_submissions([folder])}
+    assert read == []  # not one member opened, let alone decompressed
+    assert subs["alice"].gradable
+    expected = {
+        "bomb": "member 'submission/weights.npy' declares 1,048,576 bytes (1.0 MB) from 1,",
+        "big": "member 'submission/data.bin' declares 1,048,577 bytes (1.0 MB) uncompressed, over the cap of "
+               "1,048,576 bytes (1.0 MB) a file",
+        "many": "holds 7 files, more than the cap of 6",
+        "bulky": "its members declare 2,457,600 bytes (2.3 MB) uncompressed in all, over the cap of 2,097,152",
+        "sprawl": "lists 11 entries, more than the 10 the grader reads",
+    }
+    for name, message in expected.items():
+        assert not subs[name].gradable and message in subs[name].problem, (name, subs[name].problem)
+    assert "over the 200:1 allowed above 262,144 bytes" in subs["bomb"].problem
+
+
+def declare_size(path, name: str, size: int) -> None:
+    """Make the zip's headers (local and central) claim ``size`` bytes for member ``name``."""
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo(name)
+        central = z.start_dir
+    data = bytearray(path.read_bytes())
+    data[info.header_offset + 22:info.header_offset + 26] = size.to_bytes(4, "little")
+    at = central
+    while data[at:at + 4] == b"PK\x01\x02":
+        name_len, extra_len, comment_len = (int.from_bytes(data[at + i:at + i + 2], "little") for i in (28, 30, 32))
+        if data[at + 46:at + 46 + name_len].decode() == name:
+            data[at + 24:at + 28] = size.to_bytes(4, "little")
+        at += 46 + name_len + extra_len + comment_len
+    path.write_bytes(bytes(data))
+
+
+def test_a_zip_member_larger_than_its_header_says_is_refused_while_extracting(tmp_path):
+    path = homework_zip(tmp_path / "liar.zip", **{"submission/data.bin": bytes(4 << 20)})
+    declare_size(path, "submission/data.bin", 1000)  # 4 MB of zeros said to be 1000 bytes: no limit objects
+    subs = {s.name: s for s in find_submissions([path])}
+    assert subs["liar"].gradable
+    with pytest.raises(UsageError, match=r"member 'submission/data.bin' cannot be read \(Bad CRC-32"):
+        stage(subs["liar"], tmp_path / "staged")
+    assert (tmp_path / "staged" / "submission" / "data.bin").stat().st_size <= 1000
+
+
 def test_name_collisions_in_a_class_folder(tmp_path):
     make_variant(tmp_path / "class" / "alice", {})
     shutil.make_archive(str(tmp_path / "class" / "alice"), "zip", tmp_path / "class" / "alice")
@@ -173,13 +251,57 @@ def test_name_collisions_in_a_class_folder(tmp_path):
         find_submissions([tmp_path / "class"])
 
 
-def test_symlinks_in_a_submission_are_not_followed(tmp_path):
+def link_entry(z: zipfile.ZipFile, name: str, target: str) -> None:
+    """A symbolic link member, as `zip -y` stores one (unzip recreates the link)."""
+    info = zipfile.ZipInfo(name)
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    z.writestr(info, target)
+
+
+def test_links_in_a_submission_are_its_zero_naming_them(tmp_path, grading_reference):
+    """A symbolic link (even to a sibling file), a hard link (another user's file
+    under a student's name) or a zip's link entry is never copied: that student
+    gets zero and the report names the link; the rest of the class is graded."""
     secret = tmp_path / "secret.txt"
     secret.write_text("the answers")
+    folder = tmp_path / "class"
+    make_variant(folder / "alice", {})
+    (make_variant(folder / "eve", {}) / "submission" / "answers.txt").symlink_to(secret)
+    (make_variant(folder / "sid", {}) / "submission" / "rnn.py").symlink_to("mann.py")
+    os.link(secret, make_variant(folder / "hal", {}) / "submission" / "notes.txt")
+    with zipfile.ZipFile(folder / "zed.zip", "w") as z:
+        z.writestr("submission/load_data.py", "")
+        z.writestr("submission/mann.py", "")
+        link_entry(z, "submission/answers.txt", str(secret))
+    subs = {s.name: s for s in find_submissions([folder])}
+    assert subs["alice"].gradable
+    named = {"eve": "'submission/answers.txt' is a symbolic link", "sid": "'submission/rnn.py' is a symbolic link",
+             "hal": "'submission/notes.txt' is a hard link (its file has 2 names)",
+             "zed": "'submission/answers.txt' is a symbolic link"}
+    grader = Grader(grading_reference, load_rubric())  # never started: nothing here reaches the sandbox
+    try:
+        for name, phrase in named.items():
+            result = grader.grade(subs[name])
+            assert result.score == 0 and phrase in result.problem, result.problem
+            assert "links are not graded" in report_markdown(result)
+            with pytest.raises(UsageError, match="symbolic link|hard link"):
+                stage(subs[name], tmp_path / "staged" / name)
+            assert "the answers" not in {p.read_text() for p in (tmp_path / "staged").rglob("*") if p.is_file()}
+    finally:
+        grader.close()
+
+
+def test_a_link_put_in_after_the_submission_was_found_is_refused_when_staged(tmp_path):
     folder = make_variant(tmp_path / "eve", {})
-    (folder / "submission" / "answers.txt").symlink_to(secret)
-    code, _ = stage(find_submissions([folder])[0], tmp_path / "staged")
-    assert (code / "mann.py").is_file() and not (code / "answers.txt").exists()
+    (sub,) = find_submissions([folder])
+    assert sub.gradable
+    os.link(folder / "submission" / "mann.py", folder / "submission" / "copy.py")
+    with pytest.raises(UsageError, match="'submission/copy.py' is a hard link"):
+        stage(sub, tmp_path / "staged")
+    (folder / "submission" / "copy.py").unlink()
+    (folder / "submission" / "data").symlink_to(tmp_path, target_is_directory=True)
+    with pytest.raises(UsageError, match="'submission/data' is a symbolic link"):
+        stage(sub, tmp_path / "staged2")
 
 
 def test_cli_refuses_bad_input_before_writing_anything(tmp_path, capsys):

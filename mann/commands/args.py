@@ -34,3 +34,14 @@ def load_store(args: argparse.Namespace, resize: str | None = None):
     UsageError if it is missing and cannot be fetched."""
     return episodes.load_omniglot(args.data_root, download=not args.no_download,
                                   resize=resize or getattr(args, "resize", "lanczos"))
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1, with an error naming the value otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give e.g. 2") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1; give 1 or more")
+    return value

@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import time
 import traceback
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from mann.grading.check import Verdict
 from mann.grading.reference import Reference
 from mann.grading.rubric import Rubric, TestSpec
 from mann.grading.runner import PART_NAMES, Sandbox
+from mann.grading.signals import signals_held
 from mann.grading.submission import Submission, stage
 
 
@@ -66,27 +68,42 @@ class SubmissionResult:
 
 
 class Grader:
-    """One grading session: the reference, the rubric and one sandbox."""
+    """One grading session: the reference, the rubric and one sandbox.
+
+    Whatever stops it (an exception, a stop signal raised as Stopped, even
+    one arriving before ``with`` has entered it), the sandbox's processes are
+    killed and its temp folders, ``mann-staging-*`` and the sandbox's
+    ``mann-grade-*``, removed: by ``close`` (the ``with`` block), else when the
+    Grader is collected or Python exits.
+    """
 
     def __init__(self, reference: Reference, rubric: Rubric, exclude: list[Path] = (),
                  sandbox_user: str | None = None, landlock: bool = True, isolation: str = "auto") -> None:
         self.reference = reference
         self.rubric = rubric
         self.staging = Path(tempfile.mkdtemp(prefix="mann-staging-"))
-        self.sandbox = Sandbox(reference.tree, exclude=[*exclude, self.staging, Path(rubric.source)],
-                               user=sandbox_user, landlock=landlock, isolation=isolation)
+        try:
+            self.sandbox = Sandbox(reference.tree, exclude=[*exclude, self.staging, Path(rubric.source)],
+                                   user=sandbox_user, landlock=landlock, isolation=isolation)
+        except BaseException:  # e.g. --isolation namespaces refused: the staging folder is not left behind
+            shutil.rmtree(self.staging, ignore_errors=True)
+            raise
+        self._cleanup = weakref.finalize(self, _clean_up, self.sandbox, self.staging)
         self._staged = 0
 
     def __enter__(self) -> "Grader":
-        self.sandbox.start()
+        try:
+            self.sandbox.start()
+        except BaseException:  # a failed or interrupted start: no __exit__ will come
+            self.close()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
     def close(self) -> None:
-        self.sandbox.close()
-        shutil.rmtree(self.staging, ignore_errors=True)
+        self._cleanup()  # once: later calls do nothing
 
     def grade(self, submission: Submission, rubric: Rubric | None = None) -> SubmissionResult:
         """Run every test of ``rubric`` (default: the session's) on one submission.
@@ -161,6 +178,16 @@ class Grader:
             else:
                 verdict = Verdict(False, run.problem)
         return TestOutcome(spec, verdict.passed, verdict.message, details, time.monotonic() - started)
+
+
+def _clean_up(sandbox: Sandbox, staging: Path) -> None:
+    # A stop signal arriving now waits until the sandbox is closed and the
+    # folders are gone: raised halfway, it would leave them behind.
+    with signals_held():
+        try:
+            sandbox.close()
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def ran_out(run, spec: TestSpec) -> str:

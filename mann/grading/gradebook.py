@@ -1,5 +1,6 @@
 """The class gradebook (one row per submission, one column per test) and a
-summary of the score distribution, as CSV and Markdown."""
+summary of the score distribution, as CSV and Markdown; the summary also
+lists the class folder's entries that were not graded."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import numpy as np
 import pandas as pd
 
 from episodes.files import atomic_write_text
+from mann.grading.feedback import md_cell
 
 if TYPE_CHECKING:
     from mann.grading.grade import SubmissionResult
+    from mann.grading.submission import Skipped
 
 BUCKETS = 10
 
@@ -57,8 +60,11 @@ def pass_rates(results: list["SubmissionResult"]) -> pd.DataFrame:
                          for test, flags in passed.items()])
 
 
-def write_gradebook(results: list["SubmissionResult"], out: Path) -> tuple[Path, Path]:
-    """Write ``gradebook.csv`` and ``summary.md`` into ``out``; returns both paths."""
+def write_gradebook(results: list["SubmissionResult"], out: Path, skipped: list["Skipped"] = ()) -> tuple[Path, Path]:
+    """Write ``gradebook.csv`` and ``summary.md`` into ``out``; returns both paths.
+
+    skipped: entries of the class folder that are not graded, listed in the
+    summary (a student whose folder is a link must not vanish unnoticed)."""
     book = gradebook(results)
     csv_path, md_path = Path(out) / "gradebook.csv", Path(out) / "summary.md"
     atomic_write_text(csv_path, book.to_csv(index=False))
@@ -70,6 +76,16 @@ def write_gradebook(results: list["SubmissionResult"], out: Path) -> tuple[Path,
         histogram.to_markdown(index=False),
         "## Tests passed",
         pass_rates(results).to_markdown(index=False, floatfmt=".2f"),
+        *not_graded(skipped),
     ]) + "\n"
     atomic_write_text(md_path, text)
     return csv_path, md_path
+
+
+def not_graded(skipped: list["Skipped"]) -> list[str]:
+    """The summary's section on class folder entries that were not graded (none when all were)."""
+    if not skipped:
+        return []
+    rows = [f"| {md_cell(entry.path.name)} | {md_cell(entry.reason)} |" for entry in skipped]
+    return [f"## Not graded: {len(skipped)} class folder {'entry' if len(skipped) == 1 else 'entries'}",
+            "\n".join(["| entry | why |", "| --- | --- |", *rows])]

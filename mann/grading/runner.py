@@ -41,7 +41,7 @@ import numpy as np
 from episodes.errors import UsageError
 from mann.grading import isolation as levels
 from mann.grading.raw import RawOutputError, read_head, read_json, read_npz
-from mann.grading.sandbox import confine
+from mann.grading.sandbox import confine, tree
 
 SERVER = Path(__file__).resolve().parent / "sandbox" / "server.py"
 START_TIMEOUT_S = 180.0
@@ -215,6 +215,13 @@ class Sandbox:
         self.data_tree = Path(data_tree).resolve()
         self.isolation = levels.choose(isolation)
         self.root = Path(tempfile.mkdtemp(prefix="mann-grade-", dir=workdir))
+        try:
+            self._prepare(exclude, user, landlock)
+        except BaseException:  # e.g. --sandbox-user refused: the folder is not left behind
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
+
+    def _prepare(self, exclude: list[Path], user: str | None, landlock: bool) -> None:
         self.hidden = grader_paths()
         self.site_view = build_site_view(self.root / "site", self.hidden)
         # a copy, so that no folder of the grader's is mounted into the namespaces
@@ -307,8 +314,11 @@ class Sandbox:
         self._kill()
 
     def _kill(self) -> None:
+        """Kill the server and everything below it: a running test (in a session
+        of its own, out of reach of the server's process group) and what it started."""
         if self.process is None:
             return
+        tree.stop_and_kill(self.process.pid)
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):

@@ -22,21 +22,28 @@ of its entries hold a submission; else it is one submission found deeper
 (a repository: ``hw1/submission/``). ``single`` (``--results-json``) makes
 every folder one submission.
 
-Staging copies regular files only (no symlinks, no ``__pycache__``), with size
-caps, so the sandbox never sees anything but the student's own files.
+Staging copies regular files only (no ``__pycache__``), with size caps, so
+the sandbox never sees anything but the student's own files. A symbolic or
+hard link in a submission (a folder's, or a zip's link entry) makes it that
+student's zero naming the links: a link reaches files that are not the
+student's (another user's 0600 file, through a hard link), and a file left
+out quietly would be graded as if the student had forgotten it. A zip is
+checked by zips.py before any byte of it is decompressed. An entry of a class
+folder that is no submission (a link, a stray file) is a Skipped entry,
+listed in summary.md.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import stat
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from episodes.errors import UsageError
+from mann.grading import zips
 
 REQUIRED = ("load_data.py", "mann.py")
 LEGACY = "hw1.py"  # where the 2021/2022 homework kept MANN
@@ -75,6 +82,14 @@ class Submission:
     @property
     def gradable(self) -> bool:
         return self.code is not None and not self.problem
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An entry of a class folder that is not graded: path, and why (for summary.md and stderr)."""
+
+    path: Path
+    reason: str
 
 
 def locate(files: list[str], wrapped: bool = False) -> tuple[str | None, str, bool]:
@@ -128,12 +143,17 @@ def own_layout(folder: Path) -> bool:
     return any((folder / prefix / REQUIRED[0]).is_file() for prefix in _PREFIXES)
 
 
-def folder_files(folder: Path) -> list[str]:
-    """Relative posix paths of the regular files below ``folder``, shallowest
-    first (breadth-first, so a cap never hides a shallow file behind a deep
-    tree), at most MAX_FILES of them, MAX_DEPTH folders down; no symlinks,
-    nothing that _IGNORED names."""
+def scan_folder(folder: Path) -> tuple[list[str], list[tuple[str, str]]]:
+    """(files, links) below ``folder``.
+
+    files: relative posix paths of the regular files with one link,
+    shallowest first (breadth-first, so a cap never hides a shallow file
+    behind a deep tree), at most MAX_FILES of them, MAX_DEPTH folders down,
+    nothing that _IGNORED names. links: (path, what it is) of what is refused
+    instead (``("submission/rnn.py", "a symbolic link")``); never followed.
+    """
     out: list[str] = []
+    links: list[tuple[str, str]] = []
     level = [Path(".")]
     for _ in range(MAX_DEPTH + 1):
         below = []
@@ -144,68 +164,131 @@ def folder_files(folder: Path) -> list[str]:
                 continue
             for entry in entries:
                 path = (rel / entry.name).as_posix()
-                if _IGNORED.search(path) or entry.is_symlink():
+                if _IGNORED.search(path):
                     continue
-                if entry.is_dir():
+                if entry.is_symlink():
+                    links.append((path, "a symbolic link"))
+                elif entry.is_dir(follow_symlinks=False):
                     below.append(rel / entry.name)
-                elif entry.is_file():
+                elif entry.is_file(follow_symlinks=False):
+                    names = entry.stat(follow_symlinks=False).st_nlink
+                    if names > 1:
+                        links.append((path, f"a hard link (its file has {names} names)"))
+                        continue
                     out.append(path)
                     if len(out) >= MAX_FILES:
-                        return out
+                        return out, links
         level = below
-    return out
+    return out, links
 
 
-def zip_files(path: Path) -> list[str]:
-    """Member paths of a zip (files only); UsageError when it is not a readable zip."""
+def link_problem(links: list[tuple[str, str]]) -> str:
+    """Why a submission holding ``links`` (scan_folder's) is not graded, and what to do."""
+    shown = "; ".join(f"{path!r} is {what}" for path, what in links[:5])
+    shown += f"; and {len(links) - 5} more links" if len(links) > 5 else ""
+    hard = any(what.startswith("a hard link") for _, what in links)
+    return (f"links are not graded: {shown}. A link can reach files that are not the student's: replace each "
+            f"with a copy of the file itself and resubmit"
+            + (" (a class folder copied with hard links, as cp -l or rsync --link-dest make, shows this for "
+               "every file: copy it without them)" if hard else ""))
+
+
+def zip_listing(path: Path) -> tuple[list[str], str]:
+    """(paths of the zip's files, problem): the files ``locate`` looks among, and
+    why the zip is not extracted ("" when it can be: zips.check_members).
+
+    Raises UsageError when it is not a readable zip or lists more than
+    zips.MAX_ENTRIES entries. Nothing of a member is read here: a CRC error
+    shows when the member is extracted.
+    """
+    with open_zip(path) as z:
+        members = _members(z.infolist())
     try:
-        with zipfile.ZipFile(path) as z:
-            infos = z.infolist()
-            bad = z.testzip()
+        zips.check_members(path, members, MAX_FILE_BYTES, MAX_TOTAL_BYTES, MAX_FILES)
+    except UsageError as err:
+        return [m.filename for m in members], str(err)
+    return [m.filename for m in members], ""
+
+
+def open_zip(path: Path) -> zipfile.ZipFile:
+    """The zip, opened once its end record shows at most zips.MAX_ENTRIES entries;
+    UsageError when it lists more or is not a readable zip."""
+    try:
+        entries = zips.entry_count(path)
+        if entries is None or entries <= zips.MAX_ENTRIES:
+            return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as err:
         raise UsageError(f"{path} is not a readable zip ({err}); ask for a new upload or unzip it by hand") from None
-    if bad is not None:
-        raise UsageError(f"{path}: member {bad} is corrupt (CRC mismatch); ask for a new upload")
-    return [i.filename for i in infos if not i.is_dir() and not _is_link(i)]
+    raise UsageError(f"{path}: lists {entries:,} entries, more than the {zips.MAX_ENTRIES:,} the grader reads; "
+                     f"ask for a zip of the submission's folder alone")
 
 
-def _is_link(info: zipfile.ZipInfo) -> bool:
-    return stat.S_ISLNK(info.external_attr >> 16)
+def _members(infos: list[zipfile.ZipInfo]) -> list[zipfile.ZipInfo]:
+    """The members that are staged or refused: not folders, nothing that _IGNORED names."""
+    return [i for i in infos if not i.is_dir() and not _IGNORED.search(i.filename)]
 
 
 def inspect(path: Path, name: str | None = None) -> Submission:
     """A Submission for one folder or zip (problems recorded, never raised)."""
     name = name or (path.stem if path.suffix.lower() == ".zip" else path.name)
     try:
-        files = zip_files(path) if path.is_file() else folder_files(path)
+        if path.is_file():
+            files, problem = zip_listing(path)
+        else:
+            files, links = scan_folder(path)
+            files += [link for link, _ in links]  # a linked mann.py still shows where the code is
+            problem = link_problem(links) if links else ""
     except UsageError as err:
         return Submission(name, path, None, str(err))
-    code, problem, recognised = locate(files, wrapped=path.is_file())
-    return Submission(name, path, code, problem, recognised)
+    code, layout_problem, recognised = locate(files, wrapped=path.is_file())
+    # a folder or zip with no trace of the homework is "not a submission" whatever else is wrong with it
+    return Submission(name, path, code, (problem if recognised else "") or layout_problem, recognised)
 
 
-def class_members(folder: Path) -> list[Submission]:
-    """One Submission per entry (folder or zip) of a class folder."""
-    entries = [e for e in sorted(folder.iterdir()) if not e.name.startswith((".", "__"))
-               and (e.is_dir() or e.suffix.lower() == ".zip") and not e.is_symlink()]
-    return [inspect(e) for e in entries]
+def class_members(folder: Path) -> tuple[list[Submission], list[Skipped]]:
+    """One Submission per folder or zip of a class folder, and the entries that are neither."""
+    members: list[Submission] = []
+    skipped: list[Skipped] = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            skipped.append(Skipped(entry, "hidden (its name starts with '.')"))
+        elif entry.name.startswith("__"):
+            skipped.append(Skipped(entry, "its name starts with '__' (archive metadata such as __MACOSX)"))
+        elif entry.is_symlink():
+            skipped.append(Skipped(entry, "a symbolic link, not followed (it could point anywhere); put the "
+                                          "folder or zip itself in the class folder"))
+        elif entry.is_dir() or (entry.suffix.lower() == ".zip" and entry.is_file()):
+            members.append(inspect(entry))
+        else:
+            skipped.append(Skipped(entry, "neither a folder nor a .zip (archives of other kinds are not read: "
+                                          "unpack it into a folder)"))
+    return members, skipped
 
 
 def find_submissions(paths: list[str | os.PathLike], single: bool = False) -> list[Submission]:
-    """The submissions named by the command line: each path is a submission
-    (folder or zip) or, unless ``single``, a class folder of them (see the
-    module's docstring for how the two are told apart).
+    """The submissions named by the command line (``find_all`` without the skipped entries)."""
+    return find_all(paths, single)[0]
+
+
+def find_all(paths: list[str | os.PathLike], single: bool = False) -> tuple[list[Submission], list[Skipped]]:
+    """The submissions named by the command line, and the entries of class
+    folders that are not graded. Each path is a submission (folder or zip) or,
+    unless ``single``, a class folder of them (see the module's docstring for
+    how the two are told apart).
 
     Raises UsageError, before any grading, for a missing path, a path that is
     neither a submission nor a folder of them, an unreadable zip given
     directly, or two submissions with the same name. Problems of a submission
-    that was found (two candidate folders, the 2021/2022 layout) and of
-    entries of a class folder (a stray folder, a corrupt zip) are recorded on
-    it, and it is then graded zero with that message.
+    that was found (two candidate folders, the 2021/2022 layout, a link, a zip
+    over the caps) and of entries of a class folder (a stray folder, a corrupt
+    zip) are recorded on it, and it is then graded zero with that message.
+    Entries of a class folder that are neither a folder nor a zip (a link, a
+    stray file) are returned as Skipped, with why.
     """
     if not paths:
         raise UsageError("no submission given; name a submission folder, a .zip, or a folder of them")
     found: list[Submission] = []
+    skipped: list[Skipped] = []
     for raw in paths:
         path = Path(raw).expanduser()
         if not path.exists():
@@ -213,22 +296,24 @@ def find_submissions(paths: list[str | os.PathLike], single: bool = False) -> li
         if path.is_file():
             if path.suffix.lower() != ".zip":
                 raise UsageError(f"{path} is a file, not a submission: give its folder or a .zip ({EXPECTED})")
-            code, problem, recognised = locate(zip_files(path), wrapped=True)  # raises for an unreadable zip
+            files, problem = zip_listing(path)  # raises for an unreadable zip
+            code, layout_problem, recognised = locate(files, wrapped=True)
             if not recognised:
-                raise UsageError(f"{path}: {problem}")
-            found.append(Submission(path.stem, path, code, problem))
+                raise UsageError(f"{path}: {layout_problem}")
+            found.append(Submission(path.stem, path, code, problem or layout_problem))
             continue
         if not single and not own_layout(path):
-            members = class_members(path)
+            members, left_out = class_members(path)
             if any(m.source.is_file() for m in members) or sum(m.recognised for m in members) >= 2:
                 found.extend(members)
+                skipped.extend(left_out)
                 continue
         one = inspect(path)
         if not one.recognised:
             raise UsageError(f"{path} is {one.problem}" + ("" if single else ", nor a folder of submission folders or zips"))
         found.append(one)
     check_names(found)
-    return found
+    return found, skipped
 
 
 def check_names(submissions: list[Submission]) -> None:
@@ -247,7 +332,9 @@ def stage(submission: Submission, dest: Path) -> tuple[Path, Path]:
     """Copy the submission's regular files into ``dest``.
 
     Returns (code folder, whole submission root) inside ``dest``. Raises
-    UsageError for a zip with unsafe paths or over the size caps.
+    UsageError for a zip with unsafe paths, links, members over the caps or
+    unreadable data, and for a folder that now holds links or files over the
+    caps (it is checked again: it may have changed since it was found).
     """
     if submission.code is None:
         raise UsageError(f"{submission.source}: {submission.problem}")
@@ -255,35 +342,81 @@ def stage(submission: Submission, dest: Path) -> tuple[Path, Path]:
     if submission.source.is_file():
         _extract(submission.source, dest)
     else:
+        files, links = scan_folder(submission.source)
+        if links:
+            raise UsageError(link_problem(links))
         total = 0
-        for rel in folder_files(submission.source):
-            src = submission.source / rel
-            size = src.stat().st_size
-            total += size
-            if size > MAX_FILE_BYTES or total > MAX_TOTAL_BYTES:
-                raise UsageError(f"{submission.source}: {rel} makes the submission larger than the caps "
-                                 f"({MAX_FILE_BYTES >> 20} MB a file, {MAX_TOTAL_BYTES >> 20} MB in all)")
+        for rel in files:
             target = dest / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, target)
+            total += _copy_file(submission.source, rel, target, MAX_TOTAL_BYTES - total)
     return dest / submission.code, dest
 
 
+def _copy_file(root: Path, rel: str, target: Path, room: int) -> int:
+    """Copy root/rel to ``target``, refusing anything but a regular file with
+    one link, over MAX_FILE_BYTES or over ``room`` (what is left of the total);
+    returns the bytes copied.
+
+    Opened one folder at a time without following links: a folder replaced by
+    a link after the scan cannot take the copy elsewhere.
+    """
+    cap = min(MAX_FILE_BYTES, room)
+    fd = _open_below(root, rel)
+    with os.fdopen(fd, "rb") as src:
+        info = os.fstat(src.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            raise UsageError(link_problem([(rel, f"a hard link (its file has {info.st_nlink} names)")])
+                             if stat.S_ISREG(info.st_mode) else f"{root}: {rel!r} is not a regular file any more")
+        too_big = UsageError(f"{root}: {rel!r} ({zips.size_text(info.st_size)}) makes the submission larger "
+                             f"than the caps ({zips.size_text(MAX_FILE_BYTES)} a file, "
+                             f"{zips.size_text(MAX_TOTAL_BYTES)} in all); ask for an upload without it")
+        if info.st_size > cap:
+            raise too_big
+        copied = 0
+        with open(target, "wb") as out:
+            # read to the end, not to st_size: a file that grows meanwhile stays within the caps
+            while chunk := src.read(min(zips.CHUNK, cap + 1 - copied)):
+                copied += len(chunk)
+                if copied > cap:
+                    raise too_big
+                out.write(chunk)
+    return copied
+
+
+def _open_below(root: Path, rel: str) -> int:
+    """A read-only descriptor of root/rel; UsageError when a part of the path is a link."""
+    parts = rel.split("/")
+    folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            # O_NONBLOCK: a FIFO put in a file's place must not hang the grader in open()
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_NONBLOCK if last else os.O_DIRECTORY)
+            try:
+                fd = os.open(part, flags, dir_fd=folder)
+            except OSError as err:
+                if os.path.islink(root.joinpath(*parts[: i + 1])):
+                    raise UsageError(link_problem([("/".join(parts[: i + 1]), "a symbolic link")])) from None
+                raise UsageError(f"{root}: {rel!r} cannot be read ({err.strerror}); it changed while being "
+                                 f"graded: grade it again") from None
+            if last:
+                return fd
+            os.close(folder)
+            folder = fd
+    finally:
+        os.close(folder)
+    raise AssertionError("unreachable: rel has at least one part")
+
+
 def _extract(path: Path, dest: Path) -> None:
-    total = count = 0
-    with zipfile.ZipFile(path) as z:
-        for info in z.infolist():
-            if info.is_dir() or _is_link(info) or _IGNORED.search(info.filename):
-                continue
-            count += 1
-            rel = PurePosixPath(info.filename)
-            if rel.is_absolute() or ".." in rel.parts or not rel.parts:
-                raise UsageError(f"{path}: member {info.filename!r} points outside the zip; ask for a new upload")
-            total += info.file_size
-            if info.file_size > MAX_FILE_BYTES or total > MAX_TOTAL_BYTES or count > MAX_FILES:
-                raise UsageError(f"{path}: larger than the caps ({MAX_FILE_BYTES >> 20} MB a file, "
-                                 f"{MAX_TOTAL_BYTES >> 20} MB and {MAX_FILES} files in all)")
-            target = dest.joinpath(*rel.parts)
+    """Extract the zip's members into ``dest``, checked again (it may have
+    changed since it was found), each decompressed within its declared size."""
+    with open_zip(path) as z:
+        members = _members(z.infolist())
+        zips.check_members(path, members, MAX_FILE_BYTES, MAX_TOTAL_BYTES, MAX_FILES)
+        for info in members:
+            target = dest.joinpath(*PurePosixPath(info.filename).parts)
             target.parent.mkdir(parents=True, exist_ok=True)
-            with z.open(info) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out)
+            with open(target, "wb") as out:
+                zips.copy_member(path, z, info, out)

@@ -32,7 +32,6 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _HERE)
 _PR_SET_CHILD_SUBREAPER = 36
 POLL_S = 0.02
-QUIET_S = 0.1  # how long the process tree must show nothing new before the stopped are killed
 SETUP_FAILED = 70  # the child could not set up the sandbox (or the probe broke)
 # what torch and numpy read of /proc when the test cannot have a /proc of its own
 PROC_FILES = ("/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/proc/sys/kernel", "/proc/sys/vm")
@@ -48,6 +47,7 @@ def main() -> int:
 
     import confine
     import probe  # noqa: F401
+    import tree  # noqa: F401
 
     torch.set_num_threads(1)
     for name in WARM_MODULES:  # imported once here instead of once per test
@@ -215,98 +215,24 @@ def kill_group(pgid: int) -> None:
         pass
 
 
-def reap_orphans(deadline_s: float = 10.0) -> int:
-    """Kill and reap every process left below this server (a child subreaper,
-    so escaped processes are reparented to it). Returns how many.
+def reap_orphans() -> int:
+    """Kill and reap every remaining process below this server (a child
+    subreaper, so escaped processes are reparented to it). Returns how many."""
+    import tree
 
-    Each round stops (SIGSTOP) every descendant found, so none can fork while
-    the tree is read again; when a round finds no new one, all are killed. A
-    chain of forks that each leave a new session cannot outrun this, since a
-    stopped parent keeps its children in the tree."""
     me = os.getpid()
-    stopped: set[int] = set()
-    end = time.monotonic() + deadline_s
-    quiet_since = None
-    while time.monotonic() < end:
-        found = set(_descendants(me)) - stopped
-        if not found and not stopped:  # nothing was left behind (a zombie would show)
-            break
-        if not found:
-            # a process exiting hands its children over only as it dies: one
-            # empty pass is not proof, a short quiet spell is
-            quiet_since = quiet_since or time.monotonic()
-            if time.monotonic() - quiet_since > QUIET_S:
-                break
-            continue
-        quiet_since = None
-        for pid in found:
-            try:
-                os.kill(pid, signal.SIGSTOP)
-            except ProcessLookupError:
-                pass
-        stopped |= found
-    for pid in stopped:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    while True:
+    killed = tree.stop_and_kill(me)
+    end = time.monotonic() + 5
+    while killed:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             break
         if pid == 0:
-            if not _descendants(me):
+            if not tree.descendants(me) or time.monotonic() > end:
                 break
             time.sleep(POLL_S)  # killed processes not yet reparented to us
-            if time.monotonic() > end + 5:
-                break
-    return len(stopped)
-
-
-def _descendants(root: int) -> list[int]:
-    """Every process below ``root`` in the process tree, read from each
-    process's ``task/*/children`` (fast enough to catch a chain of forks), or
-    from every /proc entry's parent where the kernel lacks those files."""
-    if not os.path.exists(f"/proc/self/task/{os.getpid()}/children"):
-        return _descendants_by_scan(root)
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        try:
-            tasks = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tasks:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/children") as f:
-                    kids = [int(x) for x in f.read().split()]
-            except OSError:  # the thread or process is gone
-                continue
-            out += kids
-            todo += kids
-    return out
-
-
-def _descendants_by_scan(root: int) -> list[int]:
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # The command name (field 2) may hold spaces and parentheses.
-        fields = stat[stat.rfind(")") + 2:].split()
-        parents.setdefault(int(fields[1]), []).append(int(entry))
-    out, todo = [], [root]
-    while todo:
-        for pid in parents.get(todo.pop(), []):
-            out.append(pid)
-            todo.append(pid)
-    return out
+    return len(killed)
 
 
 def child(request: dict, private_proc: bool = False) -> None:
