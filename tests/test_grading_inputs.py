@@ -55,22 +55,28 @@ def test_bad_rubrics_are_refused_with_the_reason(tmp_path):
         load_rubric(tmp_path / "missing.toml")
 
 
-def test_a_path_that_is_not_a_submission_names_the_expected_files(tmp_path):
+def test_every_path_that_exists_is_a_student_with_what_is_wrong(tmp_path):
+    """`mann grade class/*`: a folder without the files, a stray file and a corrupt
+    zip are each graded zero with the reason; only a missing path stops the command."""
     (tmp_path / "homework").mkdir()
     (tmp_path / "homework" / "notes.txt").write_text("hi")
-    with pytest.raises(UsageError, match=r"not a submission: expected load_data.py and mann.py in submission/"):
-        find_submissions([tmp_path / "homework"])
+    bad = tmp_path / "bob.zip"
+    bad.write_bytes(b"PK\x03\x04 this is not a zip")
+    make_variant(tmp_path / "alice", {})
+    subs = {s.name: s for s in find_submissions([tmp_path / "homework", tmp_path / "homework" / "notes.txt", bad,
+                                                  tmp_path / "alice"])}
+    assert set(subs) == {"homework", "notes", "bob", "alice"} and subs["alice"].gradable
+    assert "not a submission: expected load_data.py and mann.py in submission/" in subs["homework"].problem
+    assert "notes.txt is a file, not a submission" in subs["notes"].problem
+    assert "bob.zip is not a readable zip" in subs["bob"].problem
+    assert not any(subs[name].gradable for name in ("homework", "notes", "bob"))
     with pytest.raises(UsageError, match="does not exist"):
-        find_submissions([tmp_path / "nowhere"])
-    with pytest.raises(UsageError, match="is a file, not a submission"):
-        find_submissions([tmp_path / "homework" / "notes.txt"])
+        find_submissions([tmp_path / "alice", tmp_path / "nowhere"])
 
 
 def test_unreadable_zips(tmp_path):
     bad = tmp_path / "bob.zip"
     bad.write_bytes(b"PK\x03\x04 this is not a zip")
-    with pytest.raises(UsageError, match="bob.zip is not a readable zip"):
-        find_submissions([bad])
     # inside a class folder the corrupt zip is one student's zero, not the class's stop
     make_variant(tmp_path / "class" / "alice", {})
     shutil.copy(bad, tmp_path / "class" / "bob.zip")
@@ -305,9 +311,8 @@ def test_a_link_put_in_after_the_submission_was_found_is_refused_when_staged(tmp
 
 
 def test_cli_refuses_bad_input_before_writing_anything(tmp_path, capsys):
-    (tmp_path / "empty").mkdir()
     out = tmp_path / "out"
-    assert main(["grade", str(tmp_path / "empty"), "--out", str(out)]) == 2
+    assert main(["grade", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
     assert "mann: error:" in capsys.readouterr().err
     assert not out.exists()
     bad_rubric = tmp_path / "r.toml"

@@ -276,12 +276,13 @@ def find_all(paths: list[str | os.PathLike], single: bool = False) -> tuple[list
     unless ``single``, a class folder of them (see the module's docstring for
     how the two are told apart).
 
-    Raises UsageError, before any grading, for a missing path, a path that is
-    neither a submission nor a folder of them, an unreadable zip given
-    directly, or two submissions with the same name. Problems of a submission
-    that was found (two candidate folders, the 2021/2022 layout, a link, a zip
-    over the caps) and of entries of a class folder (a stray folder, a corrupt
-    zip) are recorded on it, and it is then graded zero with that message.
+    Raises UsageError, before any grading, only for a path that does not exist
+    or two submissions with the same name: every path that exists is a student
+    (``mann grade class/*``). Problems of a submission (no assignment files,
+    not a zip, an unreadable zip, two candidate folders, the 2021/2022 layout,
+    a link, a zip over the caps) and of entries of a class folder (a stray
+    folder, a corrupt zip) are recorded on it, and it is then graded zero with
+    that message.
     Entries of a class folder that are neither a folder nor a zip (a link, a
     stray file) are returned as Skipped, with why.
     """
@@ -294,13 +295,7 @@ def find_all(paths: list[str | os.PathLike], single: bool = False) -> tuple[list
         if not path.exists():
             raise UsageError(f"{path} does not exist; name a submission folder, a .zip, or a folder of them")
         if path.is_file():
-            if path.suffix.lower() != ".zip":
-                raise UsageError(f"{path} is a file, not a submission: give its folder or a .zip ({EXPECTED})")
-            files, problem = zip_listing(path)  # raises for an unreadable zip
-            code, layout_problem, recognised = locate(files, wrapped=True)
-            if not recognised:
-                raise UsageError(f"{path}: {layout_problem}")
-            found.append(Submission(path.stem, path, code, problem or layout_problem))
+            found.append(explicit_zip(path))
             continue
         if not single and not own_layout(path):
             members, left_out = class_members(path)
@@ -309,11 +304,27 @@ def find_all(paths: list[str | os.PathLike], single: bool = False) -> tuple[list
                 skipped.extend(left_out)
                 continue
         one = inspect(path)
-        if not one.recognised:
-            raise UsageError(f"{path} is {one.problem}" + ("" if single else ", nor a folder of submission folders or zips"))
+        if not one.recognised:  # still a student: graded zero with what is wrong
+            one = Submission(one.name, one.source, None, f"{path.name} is {one.problem}"
+                             + ("" if single else ", nor a folder of submission folders or zips"))
         found.append(one)
     check_names(found)
     return found, skipped
+
+
+def explicit_zip(path: Path) -> Submission:
+    """A file named on the command line: a student, whatever it holds (a zip
+    that cannot be read or is no submission, or not a zip at all, is graded
+    zero with the reason)."""
+    if path.suffix.lower() != ".zip":
+        return Submission(path.stem, path, None, f"{path.name} is a file, not a submission: "
+                          f"upload a folder or a .zip ({EXPECTED})")
+    try:
+        files, problem = zip_listing(path)
+    except UsageError as err:
+        return Submission(path.stem, path, None, str(err))
+    code, layout_problem, recognised = locate(files, wrapped=True)
+    return Submission(path.stem, path, code if recognised else None, problem or layout_problem)
 
 
 def check_names(submissions: list[Submission]) -> None:
