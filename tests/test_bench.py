@@ -117,3 +117,18 @@ def test_mann_bench_no_download_stops_before_any_timing_when_the_data_is_absent(
     err = capsys.readouterr().err
     assert f"no Omniglot in {missing}" in err and "timing" not in err
     assert not missing.exists()
+
+
+def test_the_grading_benchmark_times_a_class_serial_and_in_parallel_with_one_gradebook(grading_reference):
+    from grading_variants import rubric_for_tests
+    from mann.bench.grading import grading_times
+
+    rubric = rubric_for_tests(["data_shapes", "mann_output"], {"wall_s": 8, "cpu_s": 8},
+                              data_shapes={"episodes": 1})
+    by_kind, totals = grading_times(grading_reference, rubric, size=4, jobs=2)
+    assert sorted(by_kind.kind) == ["buggy", "correct", "hostile"]
+    assert by_kind.set_index("kind").loc["hostile", "submissions"] == 2
+    assert by_kind.set_index("kind").loc["hostile", "max_s"] >= 8  # the forward that never returns: one limit
+    assert list(totals.run) == ["serial (--jobs 1)", "--jobs 2"]
+    assert totals.gradebook.iloc[1] == "same as serial"
+    assert (totals.wall_s > 0).all() and totals.speedup.iloc[0] == 1.0

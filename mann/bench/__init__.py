@@ -2,6 +2,7 @@
 
 benchmarks.py       sampler episodes/s, the model step, the ProtoNets step, the MAML meta-update
                     (learn2learn's loop vs the vectorized one), ``mann train`` end to end, peak memory
+grading.py          a generated class graded serial and on several sandboxes at once
 starter_sampler.py  the baseline they beat: a per-episode PNG-reading generator in the style of
                     the assignment's starter code (not part of ``episodes``: nothing trains on it)
 

@@ -13,7 +13,9 @@
   FLOPs and this machine's measured rate for the learner's largest convolution;
 * end to end: ``mann train`` steps/s and peak memory vs a starter-style loop
   (a DataLoader over the per-episode generator, stock MANN), each in its own
-  process so peak resident memory is its own.
+  process so peak resident memory is its own;
+* grading a generated class (correct, buggy, hostile) with the default rubric:
+  seconds per submission, and the class serial vs ``--jobs 2`` (bench/grading.py).
 """
 
 from __future__ import annotations
@@ -65,11 +67,13 @@ class BenchPlan:
     e2e_steps: int = 200
     protonet_shots: tuple[int, ...] = (1, 5)
     maml_shapes: tuple[tuple[int, int, int, float], ...] = ((5, 32, 1, 0.4), (20, 16, 5, 0.1))
+    grading_class: int = 40  # submissions of the generated class (mann.grading.specimens.make_class)
+    grading_jobs: int = 2
 
 
 # MAML shapes: (N, meta-batch, inner steps, step size) of Finn et al.'s 5- and 20-way 1-shot Omniglot recipes.
 QUICK = BenchPlan(sampler_shapes=((5, 1),), model_shapes=((5, 1),), seconds=0.3, e2e_steps=30, protonet_shots=(1,),
-                  maml_shapes=((5, 4, 1, 0.4),))
+                  maml_shapes=((5, 4, 1, 0.4),), grading_class=4)
 # Snell et al.'s training episodes: 60 classes, 5 queries per class.
 PROTONET_WAYS, PROTONET_QUERIES = 60, 5
 
@@ -400,7 +404,8 @@ def run_benchmarks(
     tables = {}
     # The model step times random tensors; the other parts need the data, loaded up front so that
     # missing data stops the run before any timing, and one PNG tree serves every file-reading loop.
-    store: OmniglotStore | None = load_omniglot(data_root, download=download) if parts & {"sampler", "e2e"} else None
+    store: OmniglotStore | None = (load_omniglot(data_root, download=download)
+                                   if parts & {"sampler", "e2e", "grading"} else None)
     with tempfile.TemporaryDirectory() as tmp:
         tree = None
         try:
@@ -422,17 +427,31 @@ def run_benchmarks(
             if "e2e" in parts:
                 progress("end to end: training in fresh processes ...")
                 tables["e2e"] = end_to_end(data_root, tree, plan, torch.get_num_threads())
+            if "grading" in parts:
+                progress(f"grading: a class of {plan.grading_class}, serial then --jobs {plan.grading_jobs} ...")
+                tables["grading"], tables["grading_class"] = class_grading(store, plan)
         finally:
             if tree is not None:
                 remove_png_tree(tree)  # the tree is read-only
     return tables
 
 
+def class_grading(store: OmniglotStore, plan: BenchPlan) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The grading benchmark on ``store`` with the default rubric (mann/bench/grading.py)."""
+    from mann.bench.grading import grading_times
+    from mann.grading.reference import build_reference
+    from mann.grading.rubric import load_rubric
+
+    return grading_times(build_reference(store), load_rubric(None), plan.grading_class, plan.grading_jobs)
+
+
 def format_tables(tables: dict[str, pd.DataFrame], info: dict, command: str) -> str:
     """All tables as one Markdown document, with the machine and the command."""
     titles = {"sampler": "Sampler (episodes/s)", "model": "Model step (forward + backward + Adam)",
               "protonet": "ProtoNets step (one 60-way episode, 5 queries per class)",
-              "maml": "MAML-CNN meta-update (forward, second-order meta-gradient, Adam), 1-shot", "e2e": "End to end"}
+              "maml": "MAML-CNN meta-update (forward, second-order meta-gradient, Adam), 1-shot", "e2e": "End to end",
+              "grading": "Grading: seconds per submission of a generated class (default rubric, serial run)",
+              "grading_class": "Grading: the class serial vs several sandboxes at once"}
     lines = ["# mann-bench benchmarks", "", "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), "",
              "Command:", "", "```", command, "```", ""]
     for key, table in tables.items():

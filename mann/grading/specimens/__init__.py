@@ -125,3 +125,55 @@ def copy_correct(dest: Path) -> Path:
 
 # Training that a correct MANN passes on the synthetic store in a few seconds
 # (the default rubric's 400 steps of B=128, H=128 take minutes).
+
+
+# Submissions that attack the grader's time or the sandbox: name -> (edits, prefix),
+# as for make_variant. Their expected verdicts are in the grading tests.
+CHAIN_OF_FORKS = '''
+import os as _os
+if _os.fork() == 0:  # each process forks the next in a new session and exits
+    while True:
+        _os.setsid()
+        if _os.fork() != 0:
+            _os._exit(0)
+'''
+HOSTILE = {
+    "forward_loops": ({"mann.py": {"output": "while True: pass"}}, None),
+    "slow_loader": ({"load_data.py": {"return": "__import__('time').sleep(2)\nreturn images, labels"}}, None),
+    "loader_sleeps": ({"load_data.py": {"return": "__import__('time').sleep(600)"}}, None),
+    "loss_cpu_loop": ({"mann.py": {"loss": "while True: pass"}}, None),
+    "prints_forever": ({"mann.py": {"loss": "while True: print('spam' * 100)"}}, None),
+    "huge_allocation": ({"mann.py": {"layer1": (
+        "self.waste = __import__('numpy').ones(1 << 33, dtype='uint8')\n"
+        "self.layer1 = nn.LSTM(num_classes + 784, hidden_dim, batch_first=True)")}}, None),
+    "exits": ({"load_data.py": {"return": "__import__('os')._exit(0)"}}, None),
+    "segfault": ({"mann.py": {"sequence": "__import__('ctypes').string_at(0)"}}, None),
+    "chain_of_forks": ({}, {"mann.py": CHAIN_OF_FORKS}),
+}
+# the costliest kinds come first: a class of any size has them
+HOSTILE_ORDER = ("forward_loops", "slow_loader", "loader_sleeps", "loss_cpu_loop", "chain_of_forks", "forward_loops",
+                 "prints_forever", "huge_allocation", "exits", "segfault", "slow_loader", "loss_cpu_loop",
+                 "forward_loops", "chain_of_forks", "segfault", "exits")
+
+
+def make_class(folder: Path, size: int = 40) -> dict[str, str]:
+    """Write a class of ``size`` submissions into ``folder``: a quarter correct
+    (the correct one and its other correct forms), 35% with one known bug each
+    (BROKEN, in turn) and the rest hostile (HOSTILE_ORDER, in turn). Returns
+    {name: "correct" | "buggy" | "hostile"}."""
+    correct = max(1, size // 4)
+    buggy = min(size - correct, round(0.35 * size))
+    kinds: dict[str, str] = {}
+    forms = [("correct", {})] + list(CORRECT_VARIANTS.items())
+    for i in range(correct):
+        form, edits = forms[i % len(forms)]
+        kinds[make_variant(folder / f"{i:02d}-correct-{form}", edits).name] = "correct"
+    bugs = list(BROKEN)
+    for i in range(buggy):
+        bug = bugs[i % len(bugs)]
+        kinds[make_variant(folder / f"{correct + i:02d}-buggy-{bug}", BROKEN[bug]).name] = "buggy"
+    for i in range(size - correct - buggy):
+        kind = HOSTILE_ORDER[i % len(HOSTILE_ORDER)]
+        edits, prefix = HOSTILE[kind]
+        kinds[make_variant(folder / f"{correct + buggy + i:02d}-hostile-{kind}", edits, prefix).name] = "hostile"
+    return kinds
