@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from grading_variants import (BROKEN, CORRECT_VARIANTS, IMPORT_RNN, RNN_MODULE, USES_RNN, make_variant,
+from grading_variants import (BROKEN, CORRECT_VARIANTS, IMPORT_RNN, RNN_MODULE, TRICKS, USES_RNN, make_variant,
                               rubric_for_tests)
 from mann.grading.gradescope import check_payload
 from mann.grading.grade import Grader
@@ -50,6 +50,16 @@ EXPECTED_FAILURES = {
     "int64_labels": {"data_shapes"},
     "float64_labels": {"data_shapes"},
 }
+
+# The model tests each trick must fail (and no other).
+TRICK_FAILURES = {
+    "zero_forward": {"mann_output", "query_masked", "predictions_reference"},
+    "constant_forward": {"mann_output", "query_masked", "predictions_reference"},
+    "all_labels_masked": {"mann_output", "query_masked", "predictions_reference"},
+    "class_major_output": {"mann_output", "predictions_reference"},
+}
+IGNORES_INPUT = ("the query predictions do not change when the support images or labels change: "
+                 "forward seems to ignore its input")
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +113,25 @@ def test_every_broken_submission_fails_exactly_its_tests(grader, tmp_path):
     assert len(zero) == 1 and zero[0]["max_score"] == 10 and "Query row" in zero[0]["name"]
     report = (folder / "report.md").read_text()
     assert "# unshuffled_query: 35 / 45" in report and "FAIL" in report
+
+
+def test_forwards_that_ignore_the_support_set_or_swap_axes_fail_the_output_tests(grader, tmp_path):
+    assert set(TRICK_FAILURES) == set(TRICKS)
+    for name, edits in TRICKS.items():
+        make_variant(tmp_path / name, edits)
+    rubric = rubric_for_tests(MODEL_TESTS)
+    results = {s.name: grader.grade(s, rubric) for s in find_submissions([tmp_path])}
+    messages = {name: {t.spec.id: t.message for t in r.tests} for name, r in results.items()}
+    assert {name: failed(r) for name, r in results.items()} == TRICK_FAILURES, messages
+    for name in ("zero_forward", "constant_forward"):
+        assert messages[name]["mann_output"].startswith(IGNORES_INPUT), messages[name]["mann_output"]
+        assert messages[name]["query_masked"].startswith(IGNORES_INPUT), messages[name]["query_masked"]
+    for test in ("mann_output", "query_masked"):
+        assert messages["all_labels_masked"][test].startswith(
+            "the query predictions do not change when the support labels change: forward seems to ignore its "
+            "input labels: zero only the query row's labels"), messages["all_labels_masked"][test]
+    assert messages["class_major_output"]["mann_output"] == (
+        "MANN.forward returned shape [5, 4, 3, 4]; expected [B, K+1, N, N] = [5, 3, 4, 4]")
 
 
 def test_all_layouts_and_zips_grade_alike(grader, tmp_path):

@@ -63,6 +63,15 @@ BROKEN = {
     "float64_labels": {"load_data.py": {"return": "return images, labels.astype(np.float64)"}},
 }
 
+# Forwards that passed mann_output and query_masked while those checked only the type,
+# a shape with K+1 = N, and that the query labels change nothing; expected failures are in the tests.
+TRICKS = {
+    "zero_forward": {"mann.py": {"output": "return torch.zeros(b, k1, n, n)"}},
+    "constant_forward": {"mann.py": {"output": "return torch.arange(n, dtype=torch.float32).expand(b, k1, n, n)"}},
+    "all_labels_masked": {"mann.py": {"mask": "shown[:] = 0"}},  # hides the support labels too
+    "class_major_output": {"mann.py": {"output": "return out.reshape(b, k1, n, n).transpose(1, 2)"}},  # [B, N, K+1, N]
+}
+
 # Correct submissions written another way the homework allows: full marks on every test.
 CORRECT_VARIANTS = {
     "self_shapes": {"mann.py": {  # the model's own N and K+1, as most students write it
