@@ -1,4 +1,6 @@
-"""Rubric parameters that could not tell a swapped layout from the right one are refused."""
+"""The checks of a rubric's tests: one check in several tests (``check = ...``),
+several checks in one test (``all_of = [...]``), and parameters that could not
+tell a swapped layout from the right one."""
 
 from __future__ import annotations
 
@@ -14,6 +16,42 @@ def rubric_error(tmp_path, text: str) -> str:
     with pytest.raises(UsageError) as err:
         load_rubric(path)
     return str(err.value)
+
+
+def test_one_check_in_several_tests_each_with_its_parameters(tmp_path):
+    path = tmp_path / "rubric.toml"
+    path.write_text('[tests.easy]\ncheck = "results_files"\npoints = 1\nruns = [[1, 2, 0.5]]\n'
+                    '[tests.hard]\ncheck = "results_files"\npoints = 3\nruns = [[1, 2, 0.99]]\n'
+                    '[tests.hard.limits]\nwall_s = 5\n')
+    easy, hard = load_rubric(path).tests
+    assert (easy.id, easy.params["runs"], hard.id, hard.params["runs"]) == ("easy", [[1, 2, 0.5]], "hard", [[1, 2, 0.99]])
+    assert hard.limits.wall_s == 5 and easy.limits.wall_s == 60
+    assert "unknown test [tests.easy]" in rubric_error(tmp_path, "[tests.easy]\npoints = 1\n")
+    assert 'or name the check it runs with check = "<id>"' in rubric_error(tmp_path, "[tests.easy]\npoints = 1\n")
+    assert "unknown check 'results'" in rubric_error(tmp_path, '[tests.easy]\ncheck = "results"\npoints = 1\n')
+    assert "may hold only letters" in rubric_error(tmp_path, '[tests."a b"]\ncheck = "results_files"\npoints = 1\n')
+    assert "unknown key 'steps'" in rubric_error(tmp_path, '[tests.x]\ncheck = "results_files"\npoints = 1\nsteps = 3\n')
+
+
+def test_a_test_of_several_checks_takes_each_ones_parameters_in_its_table(tmp_path):
+    path = tmp_path / "rubric.toml"
+    path.write_text('[tests.order]\nall_of = ["support_rows", "query_shuffled"]\npoints = 4\n'
+                    '[tests.order.query_shuffled]\nepisodes = 7\n[tests.order.limits]\ncpu_s = 9\n')
+    (order,) = load_rubric(path).tests
+    support, query = order.parts
+    assert (support.check, support.params["episodes"], query.check, query.params["episodes"]) == (
+        "support_rows", 20, "query_shuffled", 7)
+    assert support.limits.cpu_s == query.limits.cpu_s == 9
+    with pytest.raises(ValueError, match="runs 2 checks"):
+        order.params
+    several = '[tests.order]\nall_of = ["support_rows", "query_shuffled"]\npoints = 1\n'
+    message = rubric_error(tmp_path, several + "episodes = 3\n")
+    assert "unknown key 'episodes'; with all_of, give each check's parameters in its own table" in message
+    assert "unknown key 'stepz'" in rubric_error(tmp_path, several + "[tests.order.support_rows]\nstepz = 1\n")
+    assert "names 'support_rows' twice" in rubric_error(
+        tmp_path, '[tests.o]\nall_of = ["support_rows", "support_rows"]\npoints = 1\n')
+    assert "not both" in rubric_error(tmp_path, '[tests.o]\nall_of = ["support_rows"]\ncheck = "support_rows"\npoints = 1\n')
+    assert "give a list of check ids" in rubric_error(tmp_path, '[tests.o]\nall_of = []\npoints = 1\n')
 
 
 @pytest.mark.parametrize("table, words", [
