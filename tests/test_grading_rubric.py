@@ -1,13 +1,27 @@
-"""The checks of a rubric's tests: one check in several tests (``check = ...``),
-several checks in one test (``all_of = [...]``), and parameters that could not
-tell a swapped layout from the right one."""
+"""Rubrics by name and their tests' checks: the packaged ``xcs330`` preset, one
+check in several tests (``check = ...``), several checks in one test
+(``all_of = [...]``), and parameters that could not tell a swapped layout."""
 
 from __future__ import annotations
 
 import pytest
 
 from episodes.errors import UsageError
-from mann.grading.rubric import load_rubric
+from mann.grading.rubric import load_rubric, packaged_rubrics
+
+XCS330 = {  # id: (points, visibility, checks)
+    "1-0-basic": (2, "visible", ["data_shapes"]),
+    "1-1-basic": (2, "visible", ["support_rows", "query_shuffled"]),
+    "1-2-hidden": (6, "after_due_date", ["support_rows", "query_shuffled", "query_characters", "distinct_drawers",
+                                         "split_disjoint"]),
+    "2-0-basic": (2, "visible", ["mann_output"]),
+    "2-1-hidden": (4, "after_due_date", ["loss_reference"]),
+    "2-2-hidden": (6, "after_due_date", ["predictions_reference"]),
+    "3-0-hidden": (2, "after_due_date", ["results_files"]),
+    "3-1-hidden": (2, "after_due_date", ["results_files"]),
+    "3-2-hidden": (2, "after_due_date", ["results_files"]),
+    "3-3-hidden": (2, "after_due_date", ["results_files"]),
+}
 
 
 def rubric_error(tmp_path, text: str) -> str:
@@ -16,6 +30,35 @@ def rubric_error(tmp_path, text: str) -> str:
     with pytest.raises(UsageError) as err:
         load_rubric(path)
     return str(err.value)
+
+
+def test_the_xcs330_preset_has_the_course_ids_points_and_split():
+    rubric = load_rubric("xcs330")
+    got = {t.id: (t.points, t.visibility, [p.check for p in t.parts]) for t in rubric.tests}
+    assert got == XCS330
+    assert list(got) == list(XCS330)  # in the course's order
+    assert rubric.max_score == 30
+    assert all(t.name.startswith(f"{t.id}: ") for t in rubric.tests)  # students see the course's ids
+    tests = {t.id: t for t in rubric.tests}
+    assert [t.params["runs"] for t in rubric.tests if t.id.startswith("3-")] == [
+        [[1, 2, 0.90]], [[2, 2, 0.90]], [[1, 3, 0.75]], [[1, 4, 0.60]]]
+    assert tests["2-1-hidden"].params["tolerance"] == 1e-5 and tests["2-2-hidden"].params["tolerance"] == 1e-3
+    # a check shared by two tests has the same parameters in both, so it runs once
+    assert tests["1-1-basic"].parts == tests["1-2-hidden"].parts[:2]
+
+
+def test_rubrics_go_by_packaged_name_or_by_path(tmp_path):
+    assert set(packaged_rubrics()) == {"default", "xcs330"}
+    assert load_rubric("default") == load_rubric()
+    assert load_rubric(packaged_rubrics()["xcs330"]) == load_rubric("xcs330")
+    copy = tmp_path / "mine.toml"
+    copy.write_text(packaged_rubrics()["xcs330"].read_text())
+    assert [t.id for t in load_rubric(copy).tests] == list(XCS330)
+    with pytest.raises(UsageError, match=r"--rubric xcs331: no packaged rubric of that name and no such file; "
+                                         r"packaged rubrics: default, xcs330"):
+        load_rubric("xcs331")
+    with pytest.raises(UsageError, match="no such file"):
+        load_rubric(tmp_path / "missing.toml")
 
 
 def test_one_check_in_several_tests_each_with_its_parameters(tmp_path):

@@ -1,9 +1,11 @@
 """The rubric: which tests run, with what names, points, visibility, parameters and limits.
 
 A TOML file (``default_rubric.toml`` ships with the package and documents
-every key). It is read and checked completely before any grading starts: an
-unknown test or key, negative points, a bad visibility or a parameter of the
-wrong type is a UsageError naming it.
+every key), or the name of one that ships with it (``<name>_rubric.toml``
+beside this module: ``default``, ``xcs330``). It is read and checked
+completely before any grading starts: an unknown test or key, negative
+points, a bad visibility or a parameter of the wrong type is a UsageError
+naming it.
 
 A test runs one check of the battery (its table's id, or ``check = "<id>"``
 for a test with an id of its own, so that one check can appear several times
@@ -23,7 +25,8 @@ from episodes.errors import UsageError
 from mann.grading.battery import CHECKS
 from mann.grading.runner import TestLimits
 
-DEFAULT_RUBRIC = Path(__file__).with_name("default_rubric.toml")
+PACKAGED_SUFFIX = "_rubric.toml"
+DEFAULT_RUBRIC = Path(__file__).with_name(f"default{PACKAGED_SUFFIX}")
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 TEST_KEYS = ("name", "points", "visibility", "enabled", "limits", "check", "all_of")
 GRADING_KEYS = {"seed": int, "visibility": str, "stdout_visibility": str}
@@ -81,13 +84,34 @@ class Rubric:
         return float(sum(t.points for t in self.tests))
 
 
-def load_rubric(path: str | Path | None = None) -> Rubric:
-    """Read and check a rubric file (the default one when path is None)."""
-    path = Path(path) if path is not None else DEFAULT_RUBRIC
+def packaged_rubrics() -> dict[str, Path]:
+    """{name: file} of the rubrics shipped with the package (``<name>_rubric.toml``)."""
+    return {p.name[: -len(PACKAGED_SUFFIX)]: p for p in sorted(DEFAULT_RUBRIC.parent.glob(f"*{PACKAGED_SUFFIX}"))}
+
+
+def rubric_path(rubric: str | Path | None) -> Path:
+    """The file of ``rubric``: a packaged rubric's name (a str), else a path."""
+    if rubric is None:
+        return DEFAULT_RUBRIC
+    packaged = packaged_rubrics()
+    if isinstance(rubric, str) and rubric in packaged:
+        return packaged[rubric]
+    path = Path(rubric)
+    if not path.exists() and path.suffix == "" and path.parent == Path("."):
+        raise UsageError(f"--rubric {rubric}: no packaged rubric of that name and no such file; packaged rubrics: "
+                         f"{', '.join(packaged)} (or give the path of a rubric TOML)")
+    return path
+
+
+def load_rubric(rubric: str | Path | None = None) -> Rubric:
+    """Read and check a rubric: a packaged one by name (``"xcs330"``), a file,
+    or the default one when rubric is None."""
+    path = rubric_path(rubric)
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise UsageError(f"--rubric {path}: no such file; copy {DEFAULT_RUBRIC} and edit it") from None
+        raise UsageError(f"--rubric {path}: no such file; copy {DEFAULT_RUBRIC} and edit it, or name a packaged "
+                         f"rubric: {', '.join(packaged_rubrics())}") from None
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"--rubric {path}: cannot read it ({err})") from None
     except tomllib.TOMLDecodeError as err:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 CORRECT = Path(__file__).resolve().parent / "correct"
 
 # name: {file: {marker: replacement lines}}; expected failures are in the tests.
@@ -124,6 +126,23 @@ def make_variant(dest: Path, edits: dict[str, dict[str, str]], prefix: dict[str,
         (code / "__init__.py").write_text("")
     for name, text in (extra or {}).items():
         (code / name).write_text(text)
+    return dest
+
+
+def write_results(dest: Path, accuracy: dict[tuple[int, int], float], episodes: int = 100) -> Path:
+    """The deliverables ``dest/mann_results_{K}_{N}.npy`` of the runs ``{(K, N): query accuracy}``, saved as
+    the homework does: labels, then predictions, each float32 [episodes, N, N] (query rows, one-hot),
+    with exactly round(accuracy · episodes · N) predictions right."""
+    dest.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for (shots, ways), right in accuracy.items():
+        truth = np.stack([rng.permutation(ways) for _ in range(episodes)])
+        wrong = rng.permutation(truth.size) >= round(right * truth.size)
+        guess = np.where(wrong.reshape(truth.shape), (truth + 1) % ways, truth)
+        eye = np.eye(ways, dtype=np.float32)
+        with open(dest / f"mann_results_{shots}_{ways}.npy", "wb") as f:
+            np.save(f, eye[truth])
+            np.save(f, eye[guess])
     return dest
 
 
