@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from mann.grading.specimens import (  # noqa: F401 - re-exported for the tests
-    BROKEN, CORRECT, CORRECT_VARIANTS, IMPORT_RNN, LAYOUTS, RNN_MODULE, USES_RNN, copy_correct, make_variant,
+    BROKEN, CORRECT, CORRECT_VARIANTS, IMPORT_RNN, LAYOUTS, RNN_MODULE, TRICKS, USES_RNN, copy_correct, make_variant,
+    write_results,
 )
 
 QUICK_TRAINING = {"steps": 400, "batch": 32, "hidden": 64, "lr": 3e-3, "test_episodes": 200, "threshold": 0.6}

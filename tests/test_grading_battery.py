@@ -13,11 +13,12 @@ import json
 
 import pytest
 
-from grading_variants import (BROKEN, CORRECT_VARIANTS, IMPORT_RNN, RNN_MODULE, USES_RNN, make_variant,
-                              rubric_for_tests)
+from grading_variants import (BROKEN, CORRECT_VARIANTS, IMPORT_RNN, RNN_MODULE, TRICKS, USES_RNN, make_variant,
+                              rubric_for_tests, write_results)
 from mann.grading.gradescope import check_payload
 from mann.grading.grade import Grader
 from mann.grading.outputs import write_submission
+from mann.grading.rubric import load_rubric
 from mann.grading.submission import find_submissions
 
 DATA_TESTS = ["data_shapes", "support_rows", "query_shuffled", "query_characters", "distinct_drawers", "split_disjoint"]
@@ -50,6 +51,16 @@ EXPECTED_FAILURES = {
     "int64_labels": {"data_shapes"},
     "float64_labels": {"data_shapes"},
 }
+
+# The model tests each trick must fail (and no other).
+TRICK_FAILURES = {
+    "zero_forward": {"mann_output", "query_masked", "predictions_reference"},
+    "constant_forward": {"mann_output", "query_masked", "predictions_reference"},
+    "all_labels_masked": {"mann_output", "query_masked", "predictions_reference"},
+    "class_major_output": {"mann_output", "predictions_reference"},
+}
+IGNORES_INPUT = ("the query predictions do not change when the support images or labels change: "
+                 "forward seems to ignore its input")
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +114,51 @@ def test_every_broken_submission_fails_exactly_its_tests(grader, tmp_path):
     assert len(zero) == 1 and zero[0]["max_score"] == 10 and "Query row" in zero[0]["name"]
     report = (folder / "report.md").read_text()
     assert "# unshuffled_query: 35 / 45" in report and "FAIL" in report
+
+
+def test_forwards_that_ignore_the_support_set_or_swap_axes_fail_the_output_tests(grader, tmp_path):
+    assert set(TRICK_FAILURES) == set(TRICKS)
+    for name, edits in TRICKS.items():
+        make_variant(tmp_path / name, edits)
+    rubric = rubric_for_tests(MODEL_TESTS)
+    results = {s.name: grader.grade(s, rubric) for s in find_submissions([tmp_path])}
+    messages = {name: {t.spec.id: t.message for t in r.tests} for name, r in results.items()}
+    assert {name: failed(r) for name, r in results.items()} == TRICK_FAILURES, messages
+    for name in ("zero_forward", "constant_forward"):
+        assert messages[name]["mann_output"].startswith(IGNORES_INPUT), messages[name]["mann_output"]
+        assert messages[name]["query_masked"].startswith(IGNORES_INPUT), messages[name]["query_masked"]
+    for test in ("mann_output", "query_masked"):
+        assert messages["all_labels_masked"][test].startswith(
+            "the query predictions do not change when the support labels change: forward seems to ignore its "
+            "input labels: zero only the query row's labels"), messages["all_labels_masked"][test]
+    assert messages["class_major_output"]["mann_output"] == (
+        "MANN.forward returned shape [5, 4, 3, 4]; expected [B, K+1, N, N] = [5, 3, 4, 4]")
+
+
+def test_the_xcs330_preset_gives_a_correct_submission_full_marks(grader, tmp_path):
+    rubric = load_rubric("xcs330")
+    runs = {(1, 2): 0.95, (2, 2): 0.93, (1, 3): 0.80, (1, 4): 0.65}
+    write_results(make_variant(tmp_path / "correct", {}), runs)
+    # a query row in class order fails 1-1 and 1-2 (their shared check runs once); a 3-way run below 75% fails 3-2
+    write_results(make_variant(tmp_path / "unshuffled", BROKEN["unshuffled_query"]), {**runs, (1, 3): 0.70})
+    results = {s.name: grader.grade(s, rubric) for s in find_submissions([tmp_path])}
+    correct = results["correct"]
+    assert failed(correct) == set(), [t.message for t in correct.tests if not t.passed]
+    assert correct.score == correct.max_score == 30
+    assert failed(results["unshuffled"]) == {"1-1-basic", "1-2-hidden", "3-2-hidden"}
+    assert results["unshuffled"].score == 20
+    outcome = {t.spec.id: t for t in results["unshuffled"].tests}
+    assert outcome["1-1-basic"].message.startswith("1 of 2 checks failed:\n- query_shuffled: FAIL: ")
+    assert outcome["1-2-hidden"].message.startswith("1 of 5 checks failed:\n- query_shuffled: FAIL: ")
+    assert "- support_rows: 20 episodes" in outcome["1-2-hidden"].message
+    assert "mann_results_1_3.npy: 70.0% query accuracy (< 75% needed)" == outcome["3-2-hidden"].message
+    folder = write_submission(correct, rubric, tmp_path / "out")
+    payload = json.loads((folder / "results.json").read_text())
+    check_payload(payload)
+    assert [t["name"].split(":")[0] for t in payload["tests"]] == [t.id for t in rubric.tests]
+    assert {t["visibility"] for t in payload["tests"] if "hidden" in t["name"].split(":")[0]} == {"after_due_date"}
+    report = (folder / "report.md").read_text()
+    assert "| 1 | 1-0-basic: DataGenerator" in report and "1-0-basic: 1-0-basic" not in report  # the id once
 
 
 def test_all_layouts_and_zips_grade_alike(grader, tmp_path):

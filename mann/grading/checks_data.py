@@ -131,6 +131,16 @@ def shapes_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Ve
                             + ", ".join(f"N={r['ways']} K={r['shots']}" for r in records))
 
 
+def shapes_params(p: dict) -> str:
+    """Why these configurations cannot tell [K+1, N] from [N, K+1] ("" when they can)."""
+    same = [[n, k] for n, k in p["configs"] if k + 1 == n]
+    if same:
+        n, k = same[0]
+        return (f"configs {[n, k]}: K+1 = N = {n}, so images laid out [N, K+1, 784] would have the expected "
+                f"shape; choose pairs [N, K] with K+1 != N")
+    return ""
+
+
 # --- support_rows -----------------------------------------------------------
 
 def one_config_probe(split: str = "train"):
@@ -350,7 +360,8 @@ def split_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Ver
 
 
 CHECKS = [
-    Check("data_shapes", {"configs": [[2, 1], [3, 2], [5, 1]], "episodes": 3}, shapes_probe, shapes_judge),
+    Check("data_shapes", {"configs": [[2, 2], [3, 1], [5, 1]], "episodes": 3}, shapes_probe, shapes_judge,
+          validate=shapes_params),
     Check("support_rows", {"ways": 4, "shots": 2, "episodes": 20}, one_config_probe(), support_judge),
     Check("query_shuffled", {"ways": 3, "shots": 1, "episodes": 40}, one_config_probe(), query_shuffled_judge),
     Check("query_characters", {"ways": 4, "shots": 1, "episodes": 20}, one_config_probe(), query_characters_judge),

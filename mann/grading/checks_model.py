@@ -125,11 +125,97 @@ def init_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Verd
     return problems.verdict("Xavier-uniform input weights, orthogonal recurrent weights, zero biases in both layers")
 
 
+# --- the shapes and inputs of forward tests ---------------------------------
+
+def layout_problem(p: dict) -> str:
+    """Why an output of [B, K+1, N, N] for these parameters would not tell a
+    wrong layout from the right one ("" when it would)."""
+    b, k1, n = p["batch"], p["shots"] + 1, p["ways"]
+    if k1 == n:
+        return (f"shots + 1 = ways = {n}: an output laid out [B, N, K+1, N] would have the expected shape; "
+                f"choose shots + 1 != ways")
+    if b in (k1, n):
+        return (f"batch = {b} equals {'ways' if b == n else 'shots + 1'}: an output with those axes swapped "
+                f"would have the expected shape; choose a batch other than {k1} and {n}")
+    return ""
+
+
+def two_classes(p: dict) -> str:
+    """Why these parameters cannot change the labels of a row ("" when they can)."""
+    if p["ways"] < 2:
+        return f"ways = {p['ways']}: one class has only one labelling, so no label can change; use 2 or more"
+    return ""
+
+
+def forward_params(p: dict) -> str:
+    return two_classes(p) or layout_problem(p)
+
+
+# A forward that ignores an input returns bit-identical logits; a freshly
+# initialised MANN moves its query logits by ~1e-3 (support labels) to ~1e-1
+# (support images) when they change.
+UNCHANGED = 1e-6
+
+
+def support_changed(ref: Reference, p: dict, images: torch.Tensor, labels: torch.Tensor) -> dict[str, np.ndarray]:
+    """The episodes (images [B, K+1, N, 784], labels [B, K+1, N, N]) changed
+    in their support rows only: ``images_support`` holds other episodes'
+    support images (the same query images), ``labels_support`` each support
+    row's labels rolled by one class (another valid labelling)."""
+    k = p["shots"]
+    other, _ = reference_episodes(ref, p["ways"], k, p["batch"], p["seed"] + 1)
+    images_support, labels_support = images.clone(), labels.clone()
+    images_support[:, :k] = other[:, :k]
+    labels_support[:, :k] = labels[:, :k].roll(1, dims=-1)
+    return {"images_support": images_support.numpy(), "labels_support": labels_support.numpy()}
+
+
+# [images, labels, output]: forward on the support-changed inputs, beside the job's own pairs
+SUPPORT_PAIRS = [["images_support", "labels", "output_images"], ["images", "labels_support", "output_labels"]]
+
+
+def query_logits(out: np.ndarray | None, want: tuple[int, ...]) -> np.ndarray | None:
+    """float64 [B, N, N]: the query row of an output with as many real elements
+    as ``want`` = [B, K+1, N, N] (read in that layout); None for any other."""
+    if out is None or out.dtype.kind not in REAL_KINDS or out.size != math.prod(want):
+        return None
+    return out.reshape(want)[:, -1].astype(np.float64)
+
+
+def ignored_support(result: RunResult, want: tuple[int, ...], base: str) -> str:
+    """Why the query logits of ``base`` and of SUPPORT_PAIRS' outputs show that
+    forward ignores the support rows ("" when they change with both the
+    support images and labels, or cannot be read: that is another problem)."""
+    logits = query_logits(result.arrays.get(base), want)
+    if logits is None or not np.isfinite(logits).all():
+        return ""
+    unchanged = []
+    for what, key in (("images", "output_images"), ("labels", "output_labels")):
+        other = query_logits(result.arrays.get(key), want)
+        if other is None:
+            return f"MANN.forward returned an output of another shape or type when only the support {what} changed"
+        if not np.isfinite(other).all():
+            return f"MANN.forward returned NaN or infinite values when only the support {what} changed"
+        if not float(np.abs(other - logits).max()) > UNCHANGED:
+            unchanged.append(what)
+    if not unchanged:
+        return ""
+    fix = {"images": "its input images: feed them to layer1 with the labels",
+           "labels": "its input labels: zero only the query row's labels, not the support rows'"}
+    if len(unchanged) == 2:
+        return ("the query predictions do not change when the support images or labels change: forward seems to "
+                "ignore its input; return layer2's output over the sequence of the support images and labels "
+                "and the query images, not a constant")
+    return (f"the query predictions do not change when the support {unchanged[0]} change: forward seems to "
+            f"ignore {fix[unchanged[0]]}")
+
+
 # --- mann_output ------------------------------------------------------------
 
 def output_probe(ref: Reference, p: dict) -> Probe:
     images, labels = reference_episodes(ref, p["ways"], p["shots"], p["batch"], p["seed"])
-    return Probe("model", model_job(p, "forward"), {"images": images.numpy(), "labels": labels.numpy()})
+    arrays = {"images": images.numpy(), "labels": labels.numpy(), **support_changed(ref, p, images, labels)}
+    return Probe("model", model_job(p, "forwards", pairs=[["images", "labels", "output"], *SUPPORT_PAIRS]), arrays)
 
 
 def output_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Verdict:
@@ -149,7 +235,11 @@ def output_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Ve
     # computed on only when it has the shape asked for (a huge one costs the grader)
     if out is not None and not problems and out.dtype.kind in REAL_KINDS and not np.isfinite(out).all():
         problems.add("finite", "MANN.forward returned NaN or infinite values")
-    return problems.verdict(f"forward on B={b}, K+1={k1}, N={n} returned a float32 tensor {list(want)}")
+    ignored = ignored_support(result, want, "output")
+    if ignored:
+        problems.add("ignored", ignored)
+    return problems.verdict(f"forward on B={b}, K+1={k1}, N={n} returned a float32 tensor {list(want)} whose "
+                            f"query predictions change with the support images and with the support labels")
 
 
 # --- query_masked -----------------------------------------------------------
@@ -158,8 +248,10 @@ def masked_probe(ref: Reference, p: dict) -> Probe:
     images, labels = reference_episodes(ref, p["ways"], p["shots"], p["batch"], p["seed"])
     other = labels.clone()
     other[:, -1] = labels[:, -1].roll(1, dims=-1)  # another valid one-hot labelling of the query row
-    return Probe("model", model_job(p, "masked"),
-                 {"images": images.numpy(), "labels_a": labels.numpy(), "labels_b": other.numpy()})
+    arrays = {"images": images.numpy(), "labels": labels.numpy(), "labels_query": other.numpy(),
+              **support_changed(ref, p, images, labels)}
+    pairs = [["images", "labels", "output_a"], ["images", "labels_query", "output_b"], *SUPPORT_PAIRS]
+    return Probe("model", model_job(p, "forwards", pairs=pairs), arrays)
 
 
 def masked_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Verdict:
@@ -175,12 +267,18 @@ def masked_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) -> Ve
                           "MANN.forward's output", "[B, K+1, N, N] (or as many elements)")
     if wrong:
         return fail(wrong)
+    problems = Problems()
     diff = float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max()) if a.size else 0.0
     if not diff <= 1e-6:
-        return fail(f"changing only the query row's labels changed the output by up to {diff:.3g}: the model "
-                    f"sees the query labels. Zero the last row of the labels before the LSTMs "
-                    f"(without modifying the caller's tensor)")
-    return ok("outputs identical whatever the query row's labels")
+        problems.add("leak", f"changing only the query row's labels changed the output by up to {diff:.3g}: the "
+                     f"model sees the query labels. Zero the last row of the labels before the LSTMs (without "
+                     f"modifying the caller's tensor)")
+    # identical outputs prove nothing of a forward that ignores every input
+    ignored = ignored_support(result, want, "output_a")
+    if ignored:
+        problems.add("ignored", ignored)
+    return problems.verdict("outputs identical whatever the query row's labels, query predictions that change "
+                            "with the support images and with the support labels")
 
 
 # --- loss_reference ---------------------------------------------------------
@@ -266,10 +364,13 @@ def predictions_judge(ref: Reference, p: dict, result: RunResult, probe: Probe) 
 CHECKS = [
     Check("mann_layers", {"ways": 3, "shots": 1, "hidden": 32}, layers_probe, layers_judge),
     Check("mann_init", {"ways": 3, "shots": 1, "hidden": 32}, init_probe, init_judge),
-    Check("mann_output", {"ways": 3, "shots": 2, "hidden": 32, "batch": 4}, output_probe, output_judge),
-    Check("query_masked", {"ways": 3, "shots": 1, "hidden": 32, "batch": 4}, masked_probe, masked_judge),
+    # B, K+1 and N all differ: an output with two of its axes swapped has the wrong shape
+    Check("mann_output", {"ways": 4, "shots": 2, "hidden": 32, "batch": 5}, output_probe, output_judge,
+          validate=forward_params),
+    Check("query_masked", {"ways": 3, "shots": 1, "hidden": 32, "batch": 4}, masked_probe, masked_judge,
+          validate=two_classes),
     Check("loss_reference", {"cases": [[4, 3, 1], [2, 5, 2], [1, 2, 1]], "hidden": 32, "tolerance": 1e-5},
           loss_probe, loss_judge),
-    Check("predictions_reference", {"ways": 3, "shots": 2, "hidden": 32, "batch": 4, "tolerance": 1e-4},
-          predictions_probe, predictions_judge),
+    Check("predictions_reference", {"ways": 5, "shots": 2, "hidden": 32, "batch": 4, "tolerance": 1e-4},
+          predictions_probe, predictions_judge, validate=layout_problem),
 ]

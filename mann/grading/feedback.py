@@ -62,7 +62,9 @@ def report_markdown(result: "SubmissionResult", protections: str = "") -> str:
     lines += ["", "| # | test | points | result |", "| --- | --- | --- | --- |"]
     for i, t in enumerate(result.tests, start=1):
         mark = "pass" if t.passed else "FAIL"
-        lines.append(f"| {i} | {md_cell(t.spec.id)}: {md_cell(t.spec.name)} | {t.score:g} / {t.spec.points:g} | {mark} |")
+        # a course's names carry its ids already ("1-0-basic: ...")
+        title = t.spec.name if t.spec.name.startswith(t.spec.id) else f"{t.spec.id}: {t.spec.name}"
+        lines.append(f"| {i} | {md_cell(title)} | {t.score:g} / {t.spec.points:g} | {mark} |")
     lines += ["", "## Details"]
     for i, t in enumerate(result.tests, start=1):
         lines += ["", f"### {i}. {md_text(t.spec.id)} ({'pass' if t.passed else 'FAIL'}, {t.seconds:.1f} s)", "",

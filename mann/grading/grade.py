@@ -15,6 +15,7 @@ and the session goes on to the next one.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import time
@@ -27,7 +28,7 @@ from episodes.errors import UsageError
 from mann.grading.battery import CHECKS
 from mann.grading.check import Verdict
 from mann.grading.reference import Reference
-from mann.grading.rubric import Rubric, TestSpec
+from mann.grading.rubric import Part, Rubric, TestSpec
 from mann.grading.runner import PART_NAMES, Sandbox
 from mann.grading.signals import signals_held
 from mann.grading.submission import Submission, stage
@@ -138,46 +139,73 @@ class Grader:
                 result.problem = submission.problem
                 result.tests = [TestOutcome(spec, False, f"not graded: {submission.problem}") for spec in rubric.tests]
             else:
+                done: dict = {}  # one submission's verdicts, shared by the tests that run the same check
                 dead: dict[str, str] = {}  # part of the submission -> how it ran out of time, and where
-                result.tests = [self.run_test(spec, code, root, rubric.seed, dead) for spec in rubric.tests]
+                result.tests = [self.run_test(spec, code, root, rubric.seed, done, dead) for spec in rubric.tests]
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         result.seconds = time.monotonic() - started
         return result
 
-    def run_test(self, spec: TestSpec, code: Path, root: Path, seed: int,
+    def run_test(self, spec: TestSpec, code: Path, root: Path, seed: int, done: dict | None = None,
                  dead: dict[str, str] | None = None) -> TestOutcome:
-        """One test's outcome. ``dead`` (updated here) maps each part of the
-        submission that ran out of time in an earlier test to how and where:
-        a test that needs one of them gets zero at once, instead of waiting
-        out its own limit."""
-        check = CHECKS[spec.id]
-        params = {**spec.params, "seed": seed}
+        """Run every check of ``spec``; it passes when all of them pass. ``done``
+        keeps verdicts by (check, parameters, limits) across one submission's
+        tests: a check two tests share runs once (its inputs are seeded).
+        ``dead`` (updated here) maps each part of the submission that ran out
+        of time in an earlier check to how and where: a check that needs one of
+        them gets zero at once, instead of waiting out its own limit."""
         started = time.monotonic()
-        details = ""
+        done = {} if done is None else done
         dead = {} if dead is None else dead
+        outcomes = []
+        for part in spec.parts:
+            key = (part.check, json.dumps(part.params, sort_keys=True), part.limits)
+            if key not in done:
+                done[key] = self.run_part(part, spec, code, root, seed, dead)
+            outcomes.append(done[key])
+        if len(outcomes) == 1:
+            (verdict, details), = outcomes
+            return TestOutcome(spec, verdict.passed, verdict.message, details, time.monotonic() - started)
+        verdicts = [verdict for verdict, _ in outcomes]
+        details = "\n\n".join(f"[{part.check}]\n{text}" for part, (_, text) in zip(spec.parts, outcomes) if text)
+        return TestOutcome(spec, all(v.passed for v in verdicts), combined(spec.parts, verdicts), details,
+                           time.monotonic() - started)
+
+    def run_part(self, part: Part, spec: TestSpec, code: Path, root: Path, seed: int,
+                 dead: dict[str, str]) -> tuple[Verdict, str]:
+        """(the verdict of one check of ``spec``, the submission's traceback and printed output)."""
+        check = CHECKS[part.check]
+        params = {**part.params, "seed": seed}
         if check.probe is None:
-            verdict = judge_safely(check.judge, self.reference, params, root, None)
-        else:
-            probe = check.probe(self.reference, params)
-            blocked = next((part for part in probe.needs if part in dead), None)
-            if blocked is not None:
-                return TestOutcome(spec, False, f"not run: needs {PART_NAMES[blocked]}, which {dead[blocked]}",
-                                   "", time.monotonic() - started)
-            run = self.sandbox.run(code, probe, spec.limits)
-            if run.failure and run.part in probe.needs:
-                dead[run.part] = ran_out(run, spec)
-            details = "\n\n".join(
-                part for part in (
-                    f"Traceback of the submission:\n{run.traceback.strip()}" if run.traceback else "",
-                    f"Output of the submission:\n{run.output.rstrip()}" if run.output.strip() else "",
-                ) if part
-            )
-            if run.ok:
-                verdict = judge_safely(check.judge, self.reference, params, run, probe)
-            else:
-                verdict = Verdict(False, run.problem)
-        return TestOutcome(spec, verdict.passed, verdict.message, details, time.monotonic() - started)
+            return judge_safely(check.judge, self.reference, params, root, None), ""
+        probe = check.probe(self.reference, params)
+        blocked = next((needed for needed in probe.needs if needed in dead), None)
+        if blocked is not None:
+            return Verdict(False, f"not run: needs {PART_NAMES[blocked]}, which {dead[blocked]}"), ""
+        run = self.sandbox.run(code, probe, part.limits)
+        if run.failure and run.part in probe.needs:
+            dead[run.part] = ran_out(run, part.limits, spec.name)
+        details = "\n\n".join(
+            text for text in (
+                f"Traceback of the submission:\n{run.traceback.strip()}" if run.traceback else "",
+                f"Output of the submission:\n{run.output.rstrip()}" if run.output.strip() else "",
+            ) if text
+        )
+        if run.ok:
+            return judge_safely(check.judge, self.reference, params, run, probe), details
+        return Verdict(False, run.problem), details
+
+
+def combined(parts: tuple[Part, ...], verdicts: list[Verdict]) -> str:
+    """The message of a test of several checks: how many failed, then each
+    check's message (its own lines indented below it), the failed ones first."""
+    failed = [not v.passed for v in verdicts]
+    head = f"{sum(failed)} of {len(parts)} checks failed" if any(failed) else f"all {len(parts)} checks passed"
+    order = sorted(range(len(parts)), key=lambda i: not failed[i])
+    lines = [f"- {parts[i].check}: {'FAIL: ' if failed[i] else ''}{verdicts[i].message}".replace("\n", "\n  ")
+             for i in order]
+    return "\n".join([f"{head}:", *lines])
 
 
 def _clean_up(sandbox: Sandbox, staging: Path) -> None:
@@ -190,12 +218,12 @@ def _clean_up(sandbox: Sandbox, staging: Path) -> None:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def ran_out(run, spec: TestSpec) -> str:
+def ran_out(run, limits, test_name: str) -> str:
     """'timed out after 60 s in test "<name>"' and the like, for the tests that need the same part."""
-    how = {"timeout": f"timed out after {spec.limits.wall_s:g} s",
-           "cpu": f"used up the CPU limit of {spec.limits.cpu_s} s",
+    how = {"timeout": f"timed out after {limits.wall_s:g} s",
+           "cpu": f"used up the CPU limit of {limits.cpu_s} s",
            "slow": "was too slow to finish within the time limit"}[run.failure]
-    return f"{how} in test \"{spec.name}\""
+    return f"{how} in test \"{test_name}\""
 
 
 def internal_error(submission: Submission, rubric: Rubric, err: Exception, seconds: float) -> SubmissionResult:

@@ -9,7 +9,7 @@ packages.
 
 Probes (``kind``):
   episodes  sample episodes from ``DataGenerator`` for some (N, K, split)
-  model     one operation on ``MANN``: layers, forward, masked, reference, init on
+  model     one operation on ``MANN``: layers, forwards, reference, init on
             MANN(N, K+1, H) of the job; loss on one MANN per case, built for its N, K, H
   train     train ``MANN`` with its own ``loss_function`` on given batches, then
             predict given test episodes (pixels, query labels zeroed by the grader)
@@ -300,14 +300,15 @@ def probe_model(job: dict, inputs: dict) -> tuple[dict, dict]:
         info["parameters"] = {k: list(v.shape) for k, v in state.items()}
         if op == "init":
             arrays = {k: as_array(v).astype(np.float64) for k, v in state.items()}
-    elif op == "forward":
-        out = forward(model, inputs["images"], inputs["labels"], "MANN.forward(images, labels)")
-        info["output"] = describe(out)
-        arrays["output"] = call("convert the output to an array", as_array, out)
-    elif op == "masked":
-        for tag in ("a", "b"):
-            out = forward(model, inputs["images"], inputs[f"labels_{tag}"], "MANN.forward(images, labels)")
-            arrays[f"output_{tag}"] = call("convert the output to an array", as_array, out)
+    elif op == "forwards":
+        # One model for every pair: the judge compares outputs of the same weights.
+        # Fresh copies of the inputs: a forward that edits them in place (zeroing
+        # the query labels of the caller's tensor) must not change the next call's.
+        for i, (images, labels, name) in enumerate(job["pairs"]):
+            out = forward(model, inputs[images].copy(), inputs[labels].copy(), "MANN.forward(images, labels)")
+            if i == 0:
+                info["output"] = describe(out)
+            arrays[name] = call("convert the output to an array", as_array, out)
     elif op == "reference":
         weights = {k[2:]: torch.from_numpy(v) for k, v in inputs.items() if k.startswith("w:")}
         call("MANN.load_state_dict(reference weights)", model.load_state_dict, weights)

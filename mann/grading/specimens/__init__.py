@@ -11,6 +11,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 CORRECT = Path(__file__).resolve().parent / "correct"
 
 # name: {file: {marker: replacement lines}}; expected failures are in the tests.
@@ -61,6 +63,15 @@ BROKEN = {
         "return torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))")}},
     "int64_labels": {"load_data.py": {"return": "return images, labels.astype(np.int64)"}},
     "float64_labels": {"load_data.py": {"return": "return images, labels.astype(np.float64)"}},
+}
+
+# Forwards that passed mann_output and query_masked while those checked only the type,
+# a shape with K+1 = N, and that the query labels change nothing; expected failures are in the tests.
+TRICKS = {
+    "zero_forward": {"mann.py": {"output": "return torch.zeros(b, k1, n, n)"}},
+    "constant_forward": {"mann.py": {"output": "return torch.arange(n, dtype=torch.float32).expand(b, k1, n, n)"}},
+    "all_labels_masked": {"mann.py": {"mask": "shown[:] = 0"}},  # hides the support labels too
+    "class_major_output": {"mann.py": {"output": "return out.reshape(b, k1, n, n).transpose(1, 2)"}},  # [B, N, K+1, N]
 }
 
 # Correct submissions written another way the homework allows: full marks on every test.
@@ -115,6 +126,23 @@ def make_variant(dest: Path, edits: dict[str, dict[str, str]], prefix: dict[str,
         (code / "__init__.py").write_text("")
     for name, text in (extra or {}).items():
         (code / name).write_text(text)
+    return dest
+
+
+def write_results(dest: Path, accuracy: dict[tuple[int, int], float], episodes: int = 100) -> Path:
+    """The deliverables ``dest/mann_results_{K}_{N}.npy`` of the runs ``{(K, N): query accuracy}``, saved as
+    the homework does: labels, then predictions, each float32 [episodes, N, N] (query rows, one-hot),
+    with exactly round(accuracy · episodes · N) predictions right."""
+    dest.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for (shots, ways), right in accuracy.items():
+        truth = np.stack([rng.permutation(ways) for _ in range(episodes)])
+        wrong = rng.permutation(truth.size) >= round(right * truth.size)
+        guess = np.where(wrong.reshape(truth.shape), (truth + 1) % ways, truth)
+        eye = np.eye(ways, dtype=np.float32)
+        with open(dest / f"mann_results_{shots}_{ways}.npy", "wb") as f:
+            np.save(f, eye[truth])
+            np.save(f, eye[guess])
     return dest
 
 
