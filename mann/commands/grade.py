@@ -33,7 +33,9 @@ def add_parser(sub) -> None:
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="submission folder or .zip, or a folder of them")
     p.add_argument("--out", default="grading", help="output folder (default %(default)s)")
-    p.add_argument("--rubric", default=None, help="rubric TOML (default: the packaged default_rubric.toml)")
+    p.add_argument("--rubric", default=None,
+                   help="a packaged rubric by name (default, xcs330: the course grader's test ids) or a rubric TOML "
+                   "(default: default)")
     p.add_argument("--results-json", default=None,
                    help="also write the one submission's results.json here (Gradescope: /autograder/results/results.json); "
                    "PATH is then one submission, never a class")
