@@ -3,6 +3,8 @@
 Per submission, ``<out>/<name>/results.json`` (Gradescope's format) and
 ``<out>/<name>/report.md``; for the run, ``<out>/gradebook.csv`` and
 ``<out>/summary.md``. Every input is checked before any grading starts.
+``mann grade --make-autograder autograder.zip`` grades nothing: it writes
+Gradescope's autograder zip (mann/grading/autograder.py).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def add_parser(sub) -> None:
         description="Grade CS330 MANN submissions: each PATH is a submission folder or .zip "
         "(load_data.py and mann.py at its top or in one submission/ folder at any depth) or a folder of them.",
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="submission folder or .zip, or a folder of them")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="submission folder or .zip, or a folder of them")
     p.add_argument("--out", default="grading", help="output folder (default %(default)s)")
     p.add_argument("--rubric", default=None, help="rubric TOML (default: the packaged default_rubric.toml)")
     p.add_argument("--results-json", default=None,
@@ -39,11 +41,22 @@ def add_parser(sub) -> None:
     p.add_argument("--tree", default=None,
                    help="where to write the 28x28 PNG tree handed to submissions (default: the cache folder)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--make-autograder", default=None, metavar="ZIP",
+                   help="instead of grading, write Gradescope's autograder zip: setup.sh, run_autograder, this "
+                   "project's wheel, the rubric (--rubric) and Omniglot's two zips (--data-root)")
+    p.add_argument("--autograder-download", action="store_true",
+                   help="with --make-autograder: pack no data; setup.sh downloads Omniglot instead")
     add_data_args(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.make_autograder:
+        return make_autograder(args)
+    if args.autograder_download:
+        raise UsageError("--autograder-download goes with --make-autograder ZIP")
+    if not args.paths:
+        raise UsageError("name the submissions to grade (PATH...), or --make-autograder ZIP to build Gradescope's zip")
     rubric = grading.load_rubric(args.rubric)
     submissions = grading.find_submissions(args.paths, single=bool(args.results_json))
     if args.results_json and len(submissions) != 1:
@@ -88,4 +101,17 @@ def run(args: argparse.Namespace) -> int:
             csv_path, md_path = grading.write_gradebook(results, out) if results else (None, None)
     print(md_path.read_text())
     print(f"gradebook: {csv_path}; per-submission results.json and report.md in {out}/<name>/")
+    return 0
+
+
+def make_autograder(args: argparse.Namespace) -> int:
+    from mann.grading.autograder import make_autograder as build
+
+    if args.paths:
+        raise UsageError("--make-autograder ZIP builds the autograder and grades nothing; leave out the PATHs")
+    entries = build(args.make_autograder, args.rubric, args.data_root, download=args.autograder_download)
+    for name, size in entries:
+        print(f"  {size:>12,}  {name}")
+    print(f"{args.make_autograder}: Gradescope's autograder ({len(entries)} files); upload it as the assignment's "
+          f"autograder (README: \"As a Gradescope autograder\")")
     return 0

@@ -11,6 +11,8 @@ coverage.py     what the distinct characters of a split's episodes say about its
 grade.py        run a rubric on submissions; outputs.py / gradescope.py / feedback.py /
                 gradebook.py write results.json, report.md, gradebook.csv, summary.md
 specimens/      a correct submission and its known-bug variants (demo, tests, generated classes)
+autograder.py   Gradescope's autograder zip (``mann grade --make-autograder``; templates in
+                autograder_files/) and the steps its setup.sh and run_autograder call
 (the ``mann grade`` subcommand is mann/commands/grade.py)
 
 Names load their module on first use.
