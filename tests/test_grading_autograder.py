@@ -161,7 +161,7 @@ def clean_env(root: Path, python: Path, tmp: Path) -> dict[str, str]:
            if k not in ("PYTHONPATH", "MANN_CACHE", "OMNIGLOT_ROOT", "VIRTUAL_ENV", "PYTHONHOME")}
     env.update(AUTOGRADER_ROOT=str(root), MANN_PYTHON=str(python), TMPDIR=str(tmp),
                MANN_PIP_ARGS="--no-index",  # were a dependency missing: fail here, never download
-               MANN_INSTALL_BWRAP="0", PIP_NO_CACHE_DIR="1",
+               MANN_APT="0", PIP_NO_CACHE_DIR="1",  # no apt-get, even as root
                # this Python and the tree lie in folders only their owner can read: no --sandbox-user
                # nobody, even as root (on Gradescope the system's Python is readable by everyone)
                MANN_SANDBOX_USER="")
@@ -313,7 +313,7 @@ def test_make_autograder_refuses_what_it_cannot_pack(tmp_path, capsys):
     assert not list(tmp_path.glob("*.zip")) and not list(tmp_path.glob(".a.zip*"))
 
 
-def test_make_autograder_with_download_packs_no_data_and_the_default_rubric(tmp_path):
+def test_make_autograder_with_download_packs_no_data_and_setup_installs_missing_dependencies(tmp_path):
     assert main(["grade", "--make-autograder", str(tmp_path / "autograder.zip"), "--autograder-download"]) == 0
     with zipfile.ZipFile(tmp_path / "autograder.zip") as z:
         names = z.namelist()
@@ -322,3 +322,26 @@ def test_make_autograder_with_download_packs_no_data_and_the_default_rubric(tmp_
     assert sorted(names) == [f"mann_bench-{__version__}-py3-none-any.whl", "rubric.toml", "run_autograder", "setup.sh"]
     assert "DATA=download " in setup and "@DATA@" not in setup and "@VERSION@" not in setup
     assert packed == DEFAULT_RUBRIC.read_text()
+    # a Python with pip but none of the dependencies: setup.sh says what is missing and goes to pip
+    # for them (told --no-index here, so it fails instead of downloading)
+    root = tmp_path / "autograder"
+    unzip(tmp_path / "autograder.zip", root / "source")
+    subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip",
+                    str(tmp_path / "bare")], check=True)
+    python = tmp_path / "bare" / "bin" / "python"
+    own_site = subprocess.run([python, "-c", "import site; print(site.getsitepackages()[0])"], check=True,
+                              capture_output=True, text=True).stdout.strip()
+    (tmp_path / "pip-only").mkdir()
+    import pip
+
+    (tmp_path / "pip-only" / "pip").symlink_to(Path(pip.__file__).parent)
+    (Path(own_site) / "pip-only.pth").write_text(f"{tmp_path / 'pip-only'}\n")
+    (tmp_path / "tmp").mkdir()
+    env = clean_env(root, python, tmp_path / "tmp")
+    done = subprocess.run(["bash", "setup.sh"], cwd=root / "source", env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode != 0
+    assert "torch: not installed (mann-bench needs torch==2.14.1)" in done.stdout, done.stdout + done.stderr
+    assert "imageio: not installed" in done.stdout  # the grading extra
+    assert "installing the dependencies with pip" in done.stdout
+    assert "autograder ready" not in done.stdout

@@ -8,7 +8,7 @@
 #   MANN_PYTHON         the Python that grades, >= 3.11 (default python3)
 #   MANN_PIP_ARGS       extra pip arguments when dependencies must come from the internet
 #                       (default: PyTorch's CPU wheels, --extra-index-url https://download.pytorch.org/whl/cpu)
-#   MANN_INSTALL_BWRAP  0: do not try to install bubblewrap with apt-get
+#   MANN_APT            0: never run apt-get (which installs pip and bubblewrap where missing)
 #   MANN_SELF_TEST      0: do not grade the shipped correct submission at the end
 set -euo pipefail
 ROOT=${AUTOGRADER_ROOT:-/autograder}
@@ -23,26 +23,32 @@ say() { echo "==> $*"; }
 root() { [[ $(id -u) -eq 0 ]]; }
 
 # 1. Python >= 3.11 with pip
-if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-  echo "setup.sh: $PY is not Python >= 3.11 ($("$PY" --version 2>&1 || echo missing)); choose Gradescope's" \
-       "Ubuntu 24.04 base image, or install Python 3.11+ and set MANN_PYTHON at the top of setup.sh and run_autograder" >&2
+if ! command -v "$PY" >/dev/null; then
+  echo "setup.sh: there is no $PY here; install Python >= 3.11, or set MANN_PYTHON" >&2
   exit 1
 fi
-if ! "$PY" -m pip --version >/dev/null 2>&1 && root && command -v apt-get >/dev/null; then
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "setup.sh: $PY is Python $("$PY" -c 'import platform; print(platform.python_version())'); mann-bench needs" \
+       ">= 3.11: choose a base image whose python3 is 3.11 or newer (Ubuntu 24.04: 3.12), or install one and set" \
+       "MANN_PYTHON at the top of setup.sh and run_autograder" >&2
+  exit 1
+fi
+can_apt() { [[ ${MANN_APT:-1} != 0 ]] && root && command -v apt-get >/dev/null; }
+if ! "$PY" -m pip --version >/dev/null 2>&1 && can_apt; then
   say "installing pip (apt-get install python3-pip)"
   { apt-get update -qq && apt-get install -y -qq python3-pip; } >/dev/null 2>&1 || true
 fi
 
 # 2. bubblewrap: the sandbox's namespaces (without it, or where the container forbids
 #    namespaces, `mann grade` uses its fallback level, so a failure here only warns)
-if ! command -v bwrap >/dev/null && [[ ${MANN_INSTALL_BWRAP:-1} != 0 ]]; then
-  if root && command -v apt-get >/dev/null; then
+if ! command -v bwrap >/dev/null; then
+  if can_apt; then
     say "installing bubblewrap (apt-get)"
     { timeout 120 apt-get install -y -qq bubblewrap \
         || { timeout 180 apt-get update -qq && timeout 120 apt-get install -y -qq bubblewrap; }; } >/dev/null 2>&1 \
       || say "note: could not install bubblewrap; grading will use the sandbox's fallback level"
   else
-    say "note: bubblewrap (bwrap) is missing and cannot be installed here (root and apt-get needed)"
+    say "note: bubblewrap (bwrap) is missing and is not installed here (that takes root, apt-get and MANN_APT=1)"
   fi
 fi
 
