@@ -31,8 +31,6 @@ from mann import __version__
 from mann.commands import main
 from mann.grading.rubric import DEFAULT_RUBRIC
 
-pytestmark = pytest.mark.slow
-
 RUBRIC = """
 [grading]
 seed = 0
@@ -226,6 +224,7 @@ def grade(root: Path, env: dict, upload: Path) -> tuple[subprocess.CompletedProc
     return done, (json.loads(results.read_text()) if results.is_file() else None)
 
 
+@pytest.mark.slow
 def test_setup_installs_the_wheel_offline_decodes_the_data_and_checks_itself(autograder, tmp_path):
     root, env, python, setup, _ = autograder
     assert sorted(p.name for p in (root / "source").iterdir()) == [
@@ -242,6 +241,7 @@ def test_setup_installs_the_wheel_offline_decodes_the_data_and_checks_itself(aut
     assert list((root / "mann-cache").glob("omniglot-28px-*.npz"))  # decoded once, here
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("upload, score, lost, isolation", [
     ("correct", 20, set(), "auto"),
     ("unshuffled_query", 10, {"query shuffled"}, "auto"),
@@ -313,6 +313,7 @@ def test_make_autograder_refuses_what_it_cannot_pack(tmp_path, capsys):
     assert not list(tmp_path.glob("*.zip")) and not list(tmp_path.glob(".a.zip*"))
 
 
+@pytest.mark.slow
 def test_make_autograder_with_download_packs_no_data_and_setup_installs_missing_dependencies(tmp_path):
     assert main(["grade", "--make-autograder", str(tmp_path / "autograder.zip"), "--autograder-download"]) == 0
     with zipfile.ZipFile(tmp_path / "autograder.zip") as z:
