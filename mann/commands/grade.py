@@ -7,6 +7,8 @@ entries of a class folder that are not graded are said on stderr and listed
 in summary.md. SIGTERM or Ctrl-C stops the run cleanly (mann/grading/signals.py):
 the sandbox and its temp folders are gone, the gradebook of everyone graded so
 far is written, and the exit status is 128 + the signal's number.
+``mann grade --make-autograder autograder.zip`` grades nothing: it writes
+Gradescope's autograder zip (mann/grading/autograder.py).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def add_parser(sub) -> None:
         description="Grade CS330 MANN submissions: each PATH is a submission folder or .zip "
         "(load_data.py and mann.py at its top or in one submission/ folder at any depth) or a folder of them.",
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="submission folder or .zip, or a folder of them")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="submission folder or .zip, or a folder of them")
     p.add_argument("--out", default="grading", help="output folder (default %(default)s)")
     p.add_argument("--rubric", default=None,
                    help="a packaged rubric by name (default, xcs330: the course grader's test ids) or a rubric TOML "
@@ -49,11 +51,22 @@ def add_parser(sub) -> None:
     p.add_argument("--tree", default=None,
                    help="where to write the 28x28 PNG tree handed to submissions (default: the cache folder)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--make-autograder", default=None, metavar="ZIP",
+                   help="instead of grading, write Gradescope's autograder zip: setup.sh, run_autograder, this "
+                   "project's wheel, the rubric (--rubric) and Omniglot's two zips (--data-root)")
+    p.add_argument("--autograder-download", action="store_true",
+                   help="with --make-autograder: pack no data; setup.sh downloads Omniglot instead")
     add_data_args(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.make_autograder:
+        return make_autograder(args)
+    if args.autograder_download:
+        raise UsageError("--autograder-download goes with --make-autograder ZIP")
+    if not args.paths:
+        raise UsageError("name the submissions to grade (PATH...), or --make-autograder ZIP to build Gradescope's zip")
     rubric = grading.load_rubric(args.rubric)
     submissions, skipped = grading.find_all(args.paths, single=bool(args.results_json))
     if args.results_json and len(submissions) != 1:
@@ -128,3 +141,16 @@ def announce(grader, rubric, count: int, jobs: int, sandbox_user: str | None) ->
     if not sandbox.landlock_abi:
         print("mann: warning: Landlock is unavailable, so submissions can read any file this user can; "
               "grade as root with --sandbox-user nobody, or on a Linux >= 5.13 kernel", file=sys.stderr)
+
+
+def make_autograder(args: argparse.Namespace) -> int:
+    from mann.grading.autograder import make_autograder as build
+
+    if args.paths:
+        raise UsageError("--make-autograder ZIP builds the autograder and grades nothing; leave out the PATHs")
+    entries = build(args.make_autograder, args.rubric, args.data_root, download=args.autograder_download)
+    for name, size in entries:
+        print(f"  {size:>12,}  {name}")
+    print(f"{args.make_autograder}: Gradescope's autograder ({len(entries)} files); upload it as the assignment's "
+          f"autograder (README: \"As a Gradescope autograder\")")
+    return 0

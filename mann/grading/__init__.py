@@ -18,6 +18,8 @@ grade.py        run a rubric on submissions; parallel.py: a class on N sandboxes
 outputs.py      with gradescope.py / feedback.py / gradebook.py: results.json, report.md, gradebook.csv, summary.md
 signals.py      SIGTERM / Ctrl-C as an exception that unwinds the clean-up (exit 128 + signal)
 specimens/      a correct submission and its known-bug variants (demo, tests, generated classes)
+autograder.py   Gradescope's autograder zip (``mann grade --make-autograder``; templates in
+                autograder_files/) and the steps its setup.sh and run_autograder call
 (the ``mann grade`` subcommand is mann/commands/grade.py)
 
 Names load their module on first use.

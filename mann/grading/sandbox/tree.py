@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from typing import Callable
 
 QUIET_S = 0.1  # how long the tree must show nothing new before the stopped are killed
 
@@ -69,12 +70,17 @@ def _descendants_by_scan(root: int) -> list[int]:
 def stop_and_kill(root: int, deadline_s: float = 10.0) -> set[int]:
     """Stop, then SIGKILL, every process below ``root`` (not ``root`` itself).
     Returns their pids; reaping them is the caller's (their parent's) business."""
+    return stop_and_kill_found(lambda: set(descendants(root)), deadline_s)
+
+
+def stop_and_kill_found(find: Callable[[], set[int]], deadline_s: float = 10.0) -> set[int]:
+    """Stop (SIGSTOP) what ``find`` returns until the tree stays quiet, then SIGKILL them all."""
     stopped: set[int] = set()
     end = time.monotonic() + deadline_s
     quiet_since = None
     while time.monotonic() < end:
-        found = set(descendants(root)) - stopped
-        if not found and not stopped:  # nothing below root (a zombie would show)
+        found = find() - stopped
+        if not found and not stopped:  # nothing to kill (a zombie would show)
             break
         if not found:
             # a process exiting hands its children over only as it dies: one
