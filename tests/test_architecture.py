@@ -13,7 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # Lower layers first: a module may import its own layer and those before it, never a later one.
 LAYERS = ["episodes", "mann.stats", "mann.provenance", "mann.models", "mann.training", "mann.sweep",
-          "mann.reporting", "mann.bench", "mann.grading", "mann.commands"]
+          "mann.reporting", "mann.grading", "mann.bench", "mann.commands"]
 
 
 def project_modules() -> dict[str, Path]:
