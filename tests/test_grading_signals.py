@@ -97,7 +97,7 @@ def test_a_stopped_class_leaves_nothing_behind_but_its_gradebook(tmp_path, gradi
     env = {**os.environ, "TMPDIR": str(tmpdir), "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen(
         [sys.executable, str(tmp_path / "driver.py"), str(tmp_path / "reference.pickle"), "grade", str(folder),
-         "--out", str(out), "--rubric", str(tmp_path / "rubric.toml"), "--quiet"],
+         "--out", str(out), "--rubric", str(tmp_path / "rubric.toml"), "--quiet", "--jobs", "1"],  # alice, then bob
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # alice is graded, bob's test is running inside the sandbox
