@@ -16,6 +16,9 @@ best evaluation's weights; ``refit`` then trains fresh weights on train + val
 for the best step plus the patience (the length early stopping chose), without
 validation (val is part of its training data), and tests those. That second
 phase logs to ``log_refit.csv`` and resumes like the first.
+
+With the ``tensorboard`` package installed, each log write also writes the rows as
+TensorBoard events beside the log (:mod:`mann.training.events`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from mann.stats import mean_ci95
 from mann.training.config import TrainConfig
 from mann.training.data import RunSplits
 from mann.training.device import keep_freed_memory, resolve_device
+from mann.training.events import write_events
 from mann.training.scoring import evaluate
 from mann.training.run_folder import (
     check_run_folder, finished_summary, load_checkpoint, save_checkpoint, write_log, write_summary,
@@ -209,6 +213,7 @@ def run_phase(
             row["wall_s"] = time.perf_counter() - t0
             log_rows.append(row)
             write_log(log_file, log_rows)
+            write_events(out, log_rows, phase)
             bar.set_postfix(loss=f"{row['train_loss']:.3f}",
                             **({"val_acc": f"{row['val_acc']:.3f}"} if "val_acc" in row else {}))
             window["loss"].zero_()

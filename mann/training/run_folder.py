@@ -5,6 +5,7 @@
   model.pt       the final ``state_dict`` of the learner's module (a MANN's loads into the reference MANN)
   summary.json   one result row: config, split fingerprints, test accuracy ± 95% CI,
   summary.csv    parameter count, wall time, steps/s, device and versions
+  events.out.tfevents.mann*  the log's rows for TensorBoard, when it is installed (events.py)
 
 Every file is written atomically, so a kill never leaves half of one.
 """
