@@ -119,3 +119,12 @@ def load_run(folder: str | Path, device: str | torch.device = "cpu") -> Finished
         raise UsageError(f"{folder / 'model.pt'} does not load into a {config.label} for N={config.ways} ({first}); "
                          f"is it damaged or from another run? Train it again with mann train") from None
     return FinishedRun(config, summary, learner)
+
+
+def checkpoint_position(path: str | Path) -> tuple[int, int] | None:
+    """(phase, step) of the checkpoint at ``path`` (phase 2: the refit); None where none loads."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        return int(state.get("phase", 1)), int(state["step"])
+    except (OSError, EOFError, RuntimeError, KeyError, TypeError, ValueError, AttributeError):
+        return None
