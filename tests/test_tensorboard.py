@@ -67,3 +67,27 @@ def test_a_resumed_run_has_the_events_of_an_uninterrupted_one(store, tmp_path, t
     train_on(make_config(**TINY), store, tmp_path / "split", resume=True, progress=False)  # from step 20
     straight, resumed = scalars(tensorboard, tmp_path / "straight"), scalars(tensorboard, tmp_path / "split")
     assert resumed == straight and [s for s, _ in resumed["val/loss"]] == [10, 20, 30, 40]  # step 30 once
+
+
+def test_the_events_file_grows_in_place_so_a_running_tensorboard_follows_it(tmp_path, tensorboard):
+    # TensorBoard's reader keeps an events file open and reads on from where it stopped: a file
+    # replaced by a new one (a new inode) would never show it the rows logged after it opened.
+    from mann.sweep.run_files import read_files, write_files
+    from mann.training.events import write_events
+
+    def rows(n):
+        return [{"step": 10 * i, "train_loss": 1 / i, "train_acc": 0.5, "val_loss": 1 / i, "val_acc": 0.5,
+                 "wall_s": float(i)} for i in range(1, n + 1)]
+
+    scratch, driver = tmp_path / "scratch", tmp_path / "driver"
+    scratch.mkdir()
+    inodes = []
+    for n in (3, 6):
+        path = write_events(scratch, rows(n), 1)
+        write_files(driver, read_files(scratch))  # how a Ray cell's events reach the driver
+        inodes.append((path.stat().st_ino, (driver / path.name).stat().st_ino))
+    assert inodes[0] == inodes[1]
+    assert [s for s, _ in scalars(tensorboard, driver)["val/loss"]] == [10, 20, 30, 40, 50, 60]
+    write_events(scratch, rows(2), 1)  # a resume from an older checkpoint drops rows: the file is replaced
+    write_files(driver, read_files(scratch))
+    assert [s for s, _ in scalars(tensorboard, driver)["val/loss"]] == [10, 20]

@@ -14,6 +14,7 @@ import hashlib
 from pathlib import Path
 
 from episodes.files import atomic_write_bytes
+from mann.training.events import is_events_file, update_events_file
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -38,14 +39,18 @@ def read_files(folder: str | Path) -> dict[str, bytes]:
 
 
 def write_files(folder: str | Path, files: dict[str, bytes]) -> None:
-    """Write each file into the folder atomically, the checkpoint last (its logs are then never older)."""
+    """Write each file into the folder atomically, the checkpoint last (its logs are then never older);
+    TensorBoard's events files grow in place instead, for a TensorBoard following them (mann.training.events)."""
     folder = Path(folder)
     bad = [name for name in files if not is_run_file(name)]
     if bad:
         raise ValueError(f"{bad[0]!r} is not the name of a run folder's file (a plain name, no leading dot)")
     folder.mkdir(parents=True, exist_ok=True)
     for name in sorted(files, key=lambda n: (n == CHECKPOINT, n)):
-        atomic_write_bytes(folder / name, files[name])
+        if is_events_file(name):
+            update_events_file(folder / name, files[name])
+        else:
+            atomic_write_bytes(folder / name, files[name])
 
 
 def digest(data: bytes) -> bytes:

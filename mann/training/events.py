@@ -7,18 +7,22 @@ run folder: phase 1's ``log.csv`` as ``train/loss``, ``train/accuracy``, ``val/l
 ``refit/loss`` and ``refit/accuracy`` in ``events.out.tfevents.mann-refit``. Without the
 package nothing is written and nothing else changes.
 
-The file is made from the log's rows alone, whole, each time (a few hundred rows), rather
-than appended to by a ``SummaryWriter``: a resumed run then has the events of the rows its
-checkpoint kept and no duplicates of the steps it trains again, the file has one fixed
-name (so a copy of it on another machine replaces the old one instead of sitting beside
-it), and the same rows always give the same bytes, which is what lets TensorBoard's
-reader, which continues from where it stopped in a file, follow it while the run trains.
+The file's contents are made from the log's rows alone, whole, each time (a few hundred
+rows), rather than by a ``SummaryWriter`` appending to a file of its own: a resumed run
+then has the events of the rows its checkpoint kept and no duplicates of the steps it
+trains again, and the file has one fixed name, so a copy of it on another machine
+(a Ray cell's, on the sweep's driver) updates the old one instead of sitting beside it.
+The same rows always give the same bytes, so new rows only add bytes at the end, and
+those are appended to the file in place (:func:`update_events_file`): TensorBoard's
+reader keeps the file open and reads on from where it stopped, and would never see a
+file replaced by a new one. Only a resume, which may drop rows, replaces it whole.
 An event's wall time is the row's ``wall_s`` (seconds of training in that phase), so
 TensorBoard's *relative* axis shows training time; its *wall* axis shows dates near 1970.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from episodes.files import atomic_write_bytes
@@ -64,5 +68,27 @@ def write_events(folder: Path, rows: list[dict], phase: int) -> Path | None:
             records.append(record(event_pb2.Event(wall_time=float(row.get("wall_s") or 0.0), step=int(row["step"]),
                                                   summary=summary_pb2.Summary(value=values))))
     path = Path(folder) / EVENTS_FILES[phase]
-    atomic_write_bytes(path, b"".join(records))
+    update_events_file(path, b"".join(records))
     return path
+
+
+def is_events_file(name: str) -> bool:
+    return name in EVENTS_FILES.values()
+
+
+def update_events_file(path: str | Path, data: bytes) -> None:
+    """Make the file hold ``data``: by appending the new end when the file holds the start of it, else by
+    replacing it whole (atomically). A kill mid-append leaves a torn last record, which TensorBoard's
+    reader waits out and the next update replaces, as the file is then no longer a start of its data."""
+    path = Path(path)
+    try:
+        old = path.read_bytes()
+    except FileNotFoundError:
+        old = b""
+    if not old or not data.startswith(old):
+        atomic_write_bytes(path, data)
+    elif len(data) > len(old):
+        with path.open("ab") as f:
+            f.write(data[len(old):])
+            f.flush()
+            os.fsync(f.fileno())

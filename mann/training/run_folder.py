@@ -7,7 +7,8 @@
   summary.csv    parameter count, wall time, steps/s, device and versions
   events.out.tfevents.mann*  the log's rows for TensorBoard, when it is installed (events.py)
 
-Every file is written atomically, so a kill never leaves half of one.
+Every file is written atomically, so a kill never leaves half of one; the events file
+grows in place instead, for TensorBoard to follow (events.py says why).
 """
 
 from __future__ import annotations
