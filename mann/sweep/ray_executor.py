@@ -170,14 +170,16 @@ class RayExecutor:
         finally:
             unfinished = [ref for ref, cell in refs.items() if cell.id not in finished]
             if relay is not None:
-                if unfinished:  # interrupted: keep the newest checkpoints that arrived, stop the tasks
-                    try:
+                # Interrupted: keep the newest checkpoints that arrived and stop the tasks. The cluster may be
+                # what failed, so none of this may hide the error that brought the sweep here.
+                try:
+                    if unfinished:
                         deliver()
-                    except Exception:  # noqa: BLE001 - the cluster may be what failed; the interruption goes on
-                        pass
-                    for ref in unfinished:
-                        ray.cancel(ref, force=True)
-                ray.kill(relay)
+                        for ref in unfinished:
+                            ray.cancel(ref, force=True)
+                    ray.kill(relay)
+                except Exception:  # noqa: BLE001
+                    pass
             if started_here:
                 ray.shutdown()
 
