@@ -276,15 +276,61 @@ def test_worker_processes_give_the_serial_rows(store, serial, tmp_path):
 
 
 @pytest.mark.slow
-def test_local_ray_gives_the_serial_rows(store, serial, tmp_path, monkeypatch):
+def test_local_ray_gives_the_serial_rows_and_run_folders(store, serial, tmp_path, monkeypatch):
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'mann-bench[ray]'); the Ray executor is optional")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)  # never the user's cluster
+    monkeypatch.setenv("MANN_SCRATCH", str(tmp_path / "scratch"))  # the local Ray's workers inherit it
     executor = make_executor("ray", workers=2, threads=1)  # a private local Ray with 2 CPUs, shut down after
     run_sweep(tiny_spec(), store, tmp_path / "results", tmp_path / "runs", executor, progress=False)
     assert outcome_rows(tmp_path / "results" / "tiny") == outcome_rows(serial)
+    # The cells trained in scratch folders, removed after each; the driver wrote what they sent.
+    assert (tmp_path / "scratch").is_dir() and not list((tmp_path / "scratch").iterdir())
+    serial_runs = serial.parent.parent / "runs" / "tiny"
+    for cell in ResultStore(serial).latest():
+        mine = {p.name for p in (tmp_path / "runs" / "tiny" / cell).iterdir()}
+        assert mine == {p.name for p in (serial_runs / cell).iterdir()}, cell
     import ray
 
     assert not ray.is_initialized()
+
+
+def test_a_node_whose_scratch_folder_cannot_be_made_is_told_the_fix(tmp_path, monkeypatch):
+    from mann.sweep.ray_executor import make_scratch
+
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("MANN_SCRATCH", str(tmp_path / "a-file" / "scratch"))
+    with pytest.raises(UsageError, match=r"MANN_SCRATCH=.*a-file/scratch on node .*: cannot make a scratch folder "
+                                         r"there .*; set MANN_SCRATCH to a writable local folder"):
+        make_scratch("N2_K1_H8_seed0")
+
+
+def test_every_new_checkpoint_is_sent_even_one_of_the_same_size_within_a_tick(tmp_path):
+    # Every checkpoint of a model has the same size, and two can land within the file system's
+    # timestamp granularity: only their contents tell them apart.
+    from mann.sweep.run_files import FolderWatch
+
+    (tmp_path / "checkpoint.pt").write_bytes(b"step 10")
+    watch = FolderWatch(tmp_path)
+    assert watch.changed() == {}  # what the folder started with is not sent back
+    (tmp_path / "checkpoint.pt").write_bytes(b"step 20")
+    (tmp_path / ".checkpoint.pt.tmp").write_bytes(b"half")  # an atomic write under way: not a run file
+    assert watch.changed() == {"checkpoint.pt": b"step 20"}
+    assert watch.changed() == {}
+
+
+def test_an_attempt_ray_gave_up_on_cannot_overwrite_its_successor(tmp_path):
+    from mann.sweep.ray_relay import CellRelay
+
+    relay = CellRelay()
+    relay.seed("c", {"checkpoint.pt": b"step 10"})
+    first, files = relay.start("c", "node-a")
+    assert (first, files) == (1, {"checkpoint.pt": b"step 10"})
+    assert relay.send("c", first, {"checkpoint.pt": b"step 20"})
+    second, files = relay.start("c", "node-b")  # Ray gave node-a up and started the cell again
+    assert (second, files) == (2, {"checkpoint.pt": b"step 20"})  # from the newest checkpoint
+    assert not relay.send("c", first, {"checkpoint.pt": b"step 30 of the old attempt"})
+    assert relay.start("c", "node-c")[1] == {"checkpoint.pt": b"step 20"}
+    assert [kind for kind, _, _ in relay.take()] == ["start", "files", "start", "start"]
 
 
 def test_executor_flags_are_checked():

@@ -5,7 +5,11 @@ grid.py         axes (models, N, K, hidden, seeds, ...), settings, [params.<mode
 store.py        the result store results/<name>/: sweep.json, results.jsonl, sessions.jsonl, logs/
 carry.py        unfinished cells' checkpoints kept in the store (carry_checkpoints), for a fresh clone
 cell_runner.py  run one cell through mann.training and turn its outcome into a row (never raises)
-executors.py    where cells run: this process, worker processes, Ray tasks
+progress.py     how executors report back: emit(kind, cell id, payload), throttled steps
+executors.py    where cells run: this process, worker processes, Ray tasks (make_executor)
+ray_executor.py cells as Ray tasks in node-local scratch folders, retried on a lost node from the last checkpoint
+ray_relay.py    the actor on the driver's node that carries the tasks' progress and run files to the driver
+run_files.py    a run folder as bytes: read, written back atomically, what changed since the last look
 run.py          run_sweep: check everything, run the unfinished cells, store each row as it lands
 
 Names load their module on first use.

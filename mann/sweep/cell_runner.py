@@ -45,13 +45,17 @@ def run_cell(
     store: OmniglotStore,
     run_dir: str | Path,
     on_step: Callable[[int, int], None] | None = None,
+    on_write: Callable[[], None] | None = None,
 ) -> CellResult:
-    """Train (or resume, or just re-read) the cell in ``run_dir``; return its row, never raise for its failure."""
+    """Train (or resume, or just re-read) the cell in ``run_dir``; return its row, never raise for its failure.
+
+    ``on_step`` and ``on_write`` go to :func:`mann.training.loop.train`.
+    """
     start = time.perf_counter()
     run_dir = Path(run_dir)
     try:
         summary = train(cell.config, prepare_splits(store, cell.config), run_dir, resume=True, progress=False,
-                        on_step=on_step)
+                        on_step=on_step, on_write=on_write)
     except Exception as err:  # noqa: BLE001 - any failure of one cell is recorded, the sweep goes on
         return failed_result(cell, run_dir, f"{type(err).__name__}: {err}",
                              "".join(traceback.format_exception(err)[-6:]), time.perf_counter() - start,

@@ -1,56 +1,36 @@
 """Where a sweep's cells run: in this process, in local worker processes, or as Ray tasks.
 
 Every executor runs :func:`mann.sweep.cell_runner.run_cell` for each cell and reports
-back through one callback, ``emit(kind, cell_id, payload)``:
-
-  ("start", id, None)            the cell began
-  ("step", id, (step, steps))    training progress (throttled to a few per second)
-  ("done", id, CellResult)       the cell finished or failed; its row is in the result
-
-The caller (the sweep) draws the bars and stores the rows, always in this
-process, so only one process ever writes the result store.
+back through one callback, ``emit(kind, cell_id, payload)`` (:mod:`mann.sweep.progress`
+lists the kinds). The caller (the sweep) draws the bars and stores the rows, always in
+this process, so only one process ever writes the result store. The Ray executor is
+:mod:`mann.sweep.ray_executor`.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import os
 import pickle
 import tempfile
-import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from episodes.errors import UsageError
 from episodes.omniglot import OmniglotStore
 from episodes.prefetch import available_cores
 from mann.sweep.cell_runner import CellResult, failed_result, run_cell
 from mann.sweep.grid import Cell
+from mann.sweep.progress import Emit, Throttle
+from mann.sweep.ray_executor import RayExecutor, import_ray
 
-Emit = Callable[[str, str, object], None]
-STEP_EVERY_S = 0.25
 EXECUTORS = ("local", "ray")
 
 
 def threads_per_worker(workers: int, threads: int | None = None) -> int:
     """A fair share of the cores for each of ``workers`` concurrent cells (``threads`` overrides)."""
     return threads if threads is not None else max(1, available_cores() // workers)
-
-
-class Throttle:
-    """Calls ``emit('step', ...)`` at most every STEP_EVERY_S seconds, and always for the first and last step."""
-
-    def __init__(self, cell_id: str, emit: Emit):
-        self.cell_id, self.emit, self.last = cell_id, emit, 0.0
-
-    def __call__(self, step: int, steps: int) -> None:
-        now = time.monotonic()
-        if step in (0, steps) or now - self.last >= STEP_EVERY_S:
-            self.last = now
-            self.emit("step", self.cell_id, (step, steps))
 
 
 @dataclass
@@ -170,85 +150,6 @@ class ProcessExecutor:
             emit("done", cell.id, failed_result(cell, run_dirs[cell.id], f"WorkerDied: {broken}"))
         lost_ids = {c.id for c in lost}
         return [c for c in cells if c.id not in finished and c.id not in lost_ids]
-
-
-def _work_on_ray(store: OmniglotStore, cell: Cell, run_dir: str, threads: int, queue) -> CellResult:
-    import torch
-
-    torch.set_num_threads(threads)
-    queue.put(("start", cell.id, None))
-    throttle = Throttle(cell.id, lambda kind, cid, payload: queue.put((kind, cid, payload)))
-    return run_cell(cell, store, run_dir, on_step=throttle)
-
-
-@dataclass
-class RayExecutor:
-    """Each cell a Ray task needing ``threads`` CPUs, on the cluster at ``address`` or a local Ray.
-
-    With no address (and no RAY_ADDRESS), a private local Ray with ``workers`` CPUs is
-    started for the run and shut down after it. The store goes once into Ray's object
-    store, so cluster nodes need mann-bench installed but not the data.
-    """
-
-    workers: int
-    threads: int
-    address: str | None = None
-
-    def run(self, store: OmniglotStore, cells: list[Cell], run_dirs: dict[str, Path], emit: Emit) -> None:
-        ray = import_ray()
-        from ray.util.queue import Queue
-
-        address = self.address or os.environ.get("RAY_ADDRESS") or None
-        started_here = not ray.is_initialized()
-        if started_here:
-            options = dict(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
-            if address:
-                ray.init(address=address, **options)
-            else:
-                ray.init(num_cpus=max(self.workers, self.threads), **options)
-        try:
-            queue = Queue(actor_options={"num_cpus": 0})
-            store_ref = ray.put(store)
-            task = ray.remote(num_cpus=self.threads, max_retries=0)(_work_on_ray)
-            refs = {
-                task.remote(store_ref, cell, str(Path(run_dirs[cell.id]).resolve()), self.threads, queue): cell
-                for cell in cells
-            }
-            finished: set[str] = set()
-
-            def drain() -> None:
-                while not queue.empty():
-                    kind, cell_id, payload = queue.get_nowait()
-                    if cell_id not in finished:
-                        emit(kind, cell_id, payload)
-
-            pending = list(refs)
-            while pending:
-                ready, pending = ray.wait(pending, num_returns=1, timeout=0.2)
-                drain()
-                for ref in ready:
-                    cell = refs[ref]
-                    try:
-                        result = ray.get(ref)
-                    except Exception as err:  # noqa: BLE001 - a lost worker or node fails this cell only
-                        result = failed_result(cell, run_dirs[cell.id], f"{type(err).__name__}: {err}")
-                    finished.add(cell.id)
-                    emit("done", cell.id, result)
-        finally:
-            if started_here:
-                ray.shutdown()
-
-
-def import_ray():
-    """The ray module, or a UsageError saying how to install it."""
-    try:
-        import ray
-    except ImportError:
-        raise UsageError(
-            "--executor ray: Ray is not installed; pip install 'mann-bench[ray]' (or pip install ray), "
-            "or drop --executor ray to run locally"
-        ) from None
-    return ray
 
 
 def make_executor(

@@ -130,6 +130,8 @@ def run_sweep(
                 bars.start(cell_id)
             elif kind == "step":
                 bars.step(cell_id, *payload)
+            elif kind == "retry":
+                bars.note(payload)
 
         status = "interrupted"
         try:
@@ -184,6 +186,10 @@ class SweepBars:
                 self.free.insert(0, abs(bar.pos))
             bar.close()
         self.cells.update(1)
+        self.note(line)
+
+    def note(self, line: str) -> None:
+        """A line above the bars (on stderr; alone when the bars are off)."""
         if self.enabled:
             tqdm.write(line, file=sys.stderr)
         else:

@@ -5,6 +5,7 @@ data.py        RunSplits / prepare_splits: the run's train, val and test splits,
 loop.py        train(config, splits, out): the loop for every model, resumable exactly
 scoring.py     evaluate(learner, batches): per-episode query accuracy and mean loss
 run_folder.py  log.csv, checkpoint.pt, model.pt, summary.json; load_run rebuilds a finished run
+events.py      the log's rows as TensorBoard events beside it (when the tensorboard package is installed)
 device.py      resolve_device, set_threads
 
 Names load their module on first use (config.py itself imports no torch).

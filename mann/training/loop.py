@@ -16,6 +16,9 @@ best evaluation's weights; ``refit`` then trains fresh weights on train + val
 for the best step plus the patience (the length early stopping chose), without
 validation (val is part of its training data), and tests those. That second
 phase logs to ``log_refit.csv`` and resumes like the first.
+
+With the ``tensorboard`` package installed, each log write also writes the rows as
+TensorBoard events beside the log (:mod:`mann.training.events`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from mann.stats import mean_ci95
 from mann.training.config import TrainConfig
 from mann.training.data import RunSplits
 from mann.training.device import keep_freed_memory, resolve_device
+from mann.training.events import write_events
 from mann.training.scoring import evaluate
 from mann.training.run_folder import (
     check_run_folder, finished_summary, load_checkpoint, save_checkpoint, write_log, write_summary,
@@ -51,6 +55,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     on_step: Callable[[int, int], None] | None = None,
+    on_write: Callable[[], None] | None = None,
 ) -> dict:
     """Train, checkpoint, test; return the summary row (also written to ``out``).
 
@@ -58,7 +63,9 @@ def train(
     splits: its prepared splits (:func:`mann.training.data.prepare_splits`).
     ``on_step(step, steps)``, when given, is called once at the start of each
     phase (with the resumed step) and after every step, so a caller can draw its
-    own progress.
+    own progress. ``on_write()``, when given, is called after each step that wrote
+    the log or a checkpoint, so a caller can copy the run folder elsewhere as it
+    grows (a Ray task sends it to the sweep's driver).
     """
     device = resolve_device(config.device)
     keep_freed_memory()  # every step allocates the same activations: keep their pages mapped
@@ -73,7 +80,8 @@ def train(
     val_batches = fixed_episodes(splits.val, config.ways, config.shots + config.validation_queries - 1,
                                  config.val_episodes, config.eval_seed, device)
     if state is None or state.get("phase", 1) == 1:
-        first = run_phase(config, 1, splits.train, val_batches, config.steps, device, out, state, progress, on_step)
+        first = run_phase(config, 1, splits.train, val_batches, config.steps, device, out, state, progress, on_step,
+                          on_write)
         state = None
     else:
         first = state["first_phase"]
@@ -83,7 +91,7 @@ def train(
     if config.refit:
         refit_steps = first["best_step"] + config.patience * config.eval_every
         result = run_phase(config, 2, splits.trainval, None, refit_steps, device, out, state, progress, on_step,
-                           first_phase=first)
+                           on_write, first_phase=first)
 
     learner = result["learner"]
     if result.get("best_model") is not None:
@@ -133,6 +141,7 @@ def run_phase(
     state: dict | None,
     progress: bool,
     on_step: Callable[[int, int], None] | None,
+    on_write: Callable[[], None] | None = None,
     first_phase: dict | None = None,
 ) -> dict:
     """Train fresh weights (or the checkpoint ``state``'s) on ``split`` for up to ``steps`` steps.
@@ -194,6 +203,7 @@ def run_phase(
         bar.update(1)
         if on_step is not None:
             on_step(step, steps)
+        wrote = False
         if step % config.eval_every == 0 or step == steps:
             row = {"step": step, "train_loss": window["loss"].item() / window["steps"],
                    "train_acc": window["acc"].item() / window["steps"]}
@@ -209,6 +219,8 @@ def run_phase(
             row["wall_s"] = time.perf_counter() - t0
             log_rows.append(row)
             write_log(log_file, log_rows)
+            write_events(out, log_rows, phase)
+            wrote = True
             bar.set_postfix(loss=f"{row['train_loss']:.3f}",
                             **({"val_acc": f"{row['val_acc']:.3f}"} if "val_acc" in row else {}))
             window["loss"].zero_()
@@ -221,6 +233,9 @@ def run_phase(
                 "sampler_generator": batches.state(), "window": {**window}, "log": log_rows, "best": best,
                 "elapsed": time.perf_counter() - t0, "first_phase": first_phase,
             })
+            wrote = True
+        if wrote and on_write is not None:
+            on_write()
     bar.close()
     batches.close()
     result = {
@@ -234,6 +249,8 @@ def run_phase(
             "config": config.to_dict(), "phase": 2, "step": 0, "first_phase": without_learner(result),
             "model": None, "log": [], "elapsed": 0.0,
         })
+        if on_write is not None:
+            on_write()
     return result
 
 

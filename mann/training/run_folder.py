@@ -5,8 +5,10 @@
   model.pt       the final ``state_dict`` of the learner's module (a MANN's loads into the reference MANN)
   summary.json   one result row: config, split fingerprints, test accuracy ± 95% CI,
   summary.csv    parameter count, wall time, steps/s, device and versions
+  events.out.tfevents.mann*  the log's rows for TensorBoard, when it is installed (events.py)
 
-Every file is written atomically, so a kill never leaves half of one.
+Every file is written atomically, so a kill never leaves half of one; the events file
+grows in place instead, for TensorBoard to follow (events.py says why).
 """
 
 from __future__ import annotations
@@ -118,3 +120,12 @@ def load_run(folder: str | Path, device: str | torch.device = "cpu") -> Finished
         raise UsageError(f"{folder / 'model.pt'} does not load into a {config.label} for N={config.ways} ({first}); "
                          f"is it damaged or from another run? Train it again with mann train") from None
     return FinishedRun(config, summary, learner)
+
+
+def checkpoint_position(path: str | Path) -> tuple[int, int] | None:
+    """(phase, step) of the checkpoint at ``path`` (phase 2: the refit); None where none loads."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        return int(state.get("phase", 1)), int(state["step"])
+    except (OSError, EOFError, RuntimeError, KeyError, TypeError, ValueError, AttributeError):
+        return None
