@@ -76,3 +76,17 @@ if _os.fork() == 0:  # a process that leaves the session, to outlive the test
     _os.setsid()
     _os.execv("/bin/sleep", ["sleep", "4321"])
 '''
+
+
+def rubric_error(tmp_path, text: str) -> str:
+    """The UsageError message of loading ``text`` as a rubric file (the test fails if it loads)."""
+    import pytest
+
+    from episodes.errors import UsageError
+    from mann.grading.rubric import load_rubric
+
+    path = tmp_path / "rubric.toml"
+    path.write_text(text)
+    with pytest.raises(UsageError) as err:
+        load_rubric(path)
+    return str(err.value)

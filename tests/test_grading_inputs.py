@@ -16,21 +16,13 @@ import pytest
 
 from episodes.errors import UsageError
 from episodes.png_tree import write_png_tree
-from grading_variants import make_variant
+from grading_variants import make_variant, rubric_error
 from mann.commands import main
 from mann.grading.feedback import report_markdown
 from mann.grading.grade import Grader
 from mann.grading.image_index import UNKNOWN
 from mann.grading.rubric import DEFAULT_RUBRIC, load_rubric
 from mann.grading.submission import find_submissions, stage
-
-
-def rubric_error(tmp_path, text: str) -> str:
-    path = tmp_path / "rubric.toml"
-    path.write_text(text)
-    with pytest.raises(UsageError) as err:
-        load_rubric(path)
-    return str(err.value)
 
 
 def test_the_default_rubric_loads_and_sums_to_100():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from episodes.errors import UsageError
+from grading_variants import rubric_error
 from mann.grading.rubric import load_rubric, packaged_rubrics
 
 XCS330 = {  # id: (points, visibility, checks)
@@ -22,14 +23,6 @@ XCS330 = {  # id: (points, visibility, checks)
     "3-2-hidden": (2, "after_due_date", ["results_files"]),
     "3-3-hidden": (2, "after_due_date", ["results_files"]),
 }
-
-
-def rubric_error(tmp_path, text: str) -> str:
-    path = tmp_path / "rubric.toml"
-    path.write_text(text)
-    with pytest.raises(UsageError) as err:
-        load_rubric(path)
-    return str(err.value)
 
 
 def test_the_xcs330_preset_has_the_course_ids_points_and_split():
