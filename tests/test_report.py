@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,3 +145,52 @@ def test_papers_table_puts_each_test_beside_its_published_figure():
     assert list(zip(table["N"], table["ours % (95% CI)"], table["published %"], table["ours − published"])) == [
         (5, "98.5 ± 0.4", "98.8", "-0.3"), (20, "95.0 ± 0.3", "96.0", "-1.0")]
     assert table["steps"].tolist() == [41_000, 41_000] and table["hours"].tolist() == [2.0, 2.0]
+
+
+def test_papers_protocol_table_joins_stores_finished_training_and_missing_cells(tmp_path, capsys):
+    # One row per published cell across the presets' stores: a finished cell's figure beside the
+    # paper's, a carried cell's progress, and "not run" for cells no store makes.
+    from mann.reporting.protocol import protocol_table
+    from mann.sweep.store import append_jsonl
+
+    def store(name: str, cells: dict) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "sweep.json").write_text(json.dumps({"name": name, "cells": cells}))
+        return folder
+
+    proto = {"model": "protonet", "ways": 5, "shots": 1, "split": "vinyals", "also_test_ways": [20], "lr": 1e-3,
+             "lr_halve_every": 2000, "patience": 200}
+    protonets = store("protonets-omniglot", {"p1": proto, "p5": {**proto, "shots": 5}})
+    append_jsonl(protonets / "results.jsonl", {
+        "cell": "p1", "status": "ok", "model": "protonet", "ways": 5, "shots": 1, "seed": 0, "split": "vinyals",
+        "hidden": None, "test_fingerprint": "cc8b4f0307", "test_accuracy": 0.987, "test_ci95": 0.004,
+        "also_test_ways": [20], "test_accuracy_N20": 0.958, "test_ci95_N20": 0.003, "steps": 1_000_000,
+        "stopped_step": 30_000, "best_step": 10_000, "refit_steps": 30_000, "wall_s": 36000.0})
+    (protonets / "checkpoints" / "p5").mkdir(parents=True)
+    (protonets / "checkpoints" / "p5" / "log.csv").write_text(
+        "step,val_loss,val_acc,wall_s\n100,0.5,0.9,360\n200,0.2,0.97,720\n300,0.3,0.96,1080\n")
+    mann = store("mann-omniglot", {"m1": {"model": "mann", "ways": 5, "shots": 1, "split": "vinyals", "lr": 1e-3}})
+
+    table = protocol_table([protonets, mann]).set_index(["model", "N", "K"])
+    assert table.loc[("protonet", 5, 1), ["status", "ours % (95% CI)", "published %", "ours − published",
+                                          "steps", "hours"]].tolist() == [
+        "finished", "98.7 ± 0.4", "98.8", "-0.1", "30000", 10.0]
+    assert table.loc[("protonet", 20, 1), "ours − published"] == "-0.2"
+    assert table.loc[("protonet", 20, 5), "status"] == (
+        "train (early stopping on val): step 300, best val acc 97.0% at step 200")
+    assert table.loc[("mann", 5, 1), "status"] == "not started"
+    assert table.loc[("maml-cnn", 20, 5), ["status", "published %"]].tolist() == ["not run (no store given)",
+                                                                                  "98.9 ± 0.2"]
+    assert list(table.index.get_level_values("model").unique()) == ["protonet", "maml-cnn", "mann", "maml-fc"]
+
+    assert main(["report", "--papers", str(protonets), str(mann), "--out", str(tmp_path / "out")]) == 0
+    assert "mann sweep --preset protonets-omniglot" in (tmp_path / "out" / "table.md").read_text()
+    assert (tmp_path / "out" / "papers.csv").read_text().count("\n") == len(table) + 1
+    for argv, message in [
+        ([str(protonets), str(mann)], "pass --papers to combine"),
+        (["--papers", str(protonets)], "--papers needs --out"),
+        (["--papers", str(tmp_path), "--out", str(tmp_path / "o2")], "is not a sweep store"),
+    ]:
+        assert main(["report", *argv]) == 2
+        assert message in capsys.readouterr().err

@@ -417,7 +417,7 @@ def test_carried_checkpoints_resume_a_sweep_on_a_fresh_clone(store, serial, tmp_
     report = write_sweep_report(tmp_path / "results" / "tiny").read_text()
     assert "No cell has finished yet" in report and "Still training" in report
     progress = (tmp_path / "results" / "tiny" / "progress.csv").read_text().splitlines()
-    assert progress[1].startswith(f"{carried[0].name},train (early stopping on val),10,")
+    assert progress[1].startswith(f"{carried[0].name},train,10,")
     shutil.rmtree(tmp_path / "runs")
     run_sweep(spec, store, tmp_path / "results", tmp_path / "runs", progress=False)
     rows = ResultStore(tmp_path / "results" / "tiny").latest()

@@ -43,6 +43,13 @@ PUBLISHED: dict[tuple[str, int, int], Published] = {
 }
 
 
+def published_text(published: Published | None) -> str:
+    """'98.7 ± 0.4' (or '98.8' where the paper gives no interval); '' where there is no published figure."""
+    if published is None:
+        return ""
+    return f"{published.mean:.1f}" + (f" ± {published.ci95:.1f}" if published.ci95 is not None else "")
+
+
 def tests_of(row: dict) -> list[tuple[int, float, float]]:
     """(N, accuracy, CI) of every test of a finished row: its own N, then each also_test_ways N."""
     tests = [(int(row["ways"]), row["test_accuracy"], row["test_ci95"])]
@@ -65,8 +72,7 @@ def papers_table(rows: pd.DataFrame) -> pd.DataFrame:
                 "K": int(row["shots"]),
                 "seed": int(row["seed"]),
                 "ours % (95% CI)": format_ci(accuracy, ci),
-                "published %": "" if published is None else (
-                    f"{published.mean:.1f}" + (f" ± {published.ci95:.1f}" if published.ci95 is not None else "")),
+                "published %": published_text(published),
                 "ours − published": "" if published is None else f"{100 * accuracy - published.mean:+.1f}",
                 "source": "" if published is None else published.source,
                 "split": f"{row['split']} ({row.get('test_fingerprint', '')})",

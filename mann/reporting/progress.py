@@ -37,7 +37,8 @@ def progress_rows(folder: str | Path) -> pd.DataFrame:
         refit = pd.read_csv(cell_dir / "log_refit.csv") if (cell_dir / "log_refit.csv").exists() else None
         rows.append({
             "cell": cell_dir.name,
-            "phase": "refit on trainval" if refit is not None and not refit.empty else "train (early stopping on val)",
+            "phase": ("refit on trainval" if refit is not None and not refit.empty
+                      else "train (early stopping on val)" if config.get("patience") else "train"),
             "step": step,
             "refit step": int(refit["step"].iloc[-1]) if refit is not None and not refit.empty else "",
             "best val loss": round(float(log["val_loss"].iloc[best]), 4),

@@ -1,0 +1,118 @@
+"""The papers' protocol in one table: every published Omniglot cell beside ours, across sweep stores.
+
+``mann report --papers results/protonets-omniglot results/maml-omniglot results/mann-omniglot``
+reads several sweep stores (one per paper's preset) and writes one row per test
+a paper reports (:data:`mann.reporting.papers.PUBLISHED`) or a store's cells
+make: ours ± 95% CI over the fixed test episodes where the cell finished, how far
+it has come where it is still training (from the carried checkpoints), or that no
+store has started it. Each row names its preset, so a reader finds the command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from episodes.errors import UsageError
+from episodes.files import atomic_write_text
+from mann.models.hyperparameters import model_label
+from mann.reporting.papers import PUBLISHED, Published, papers_table, published_text
+from mann.reporting.progress import progress_rows
+from mann.reporting.tables import collect_sweep
+from mann.sweep.store import ResultStore
+
+COLUMNS = ["model", "N", "K", "status", "ours % (95% CI)", "published %", "ours − published", "source", "steps",
+           "best step", "refit steps", "hours", "preset", "split"]
+
+TABLE_ORDER = ["protonet", "maml-cnn", "mann", "maml-fc"]
+
+
+def cell_tests(config: dict) -> list[int]:
+    """The N of every test a cell's config makes: its own N, then each also_test_ways N."""
+    return [int(config["ways"]), *[int(n) for n in config.get("also_test_ways") or []]]
+
+
+def store_rows(folder: Path) -> list[dict]:
+    """One row per test of every cell of the sweep store ``folder``: finished, training or not started."""
+    store = ResultStore(folder)
+    spec = store.spec()
+    preset = spec.get("name", folder.name)
+    finished = papers_table(collect_sweep(folder)) if store.latest() else pd.DataFrame()
+    done = {(r["model"], int(r["N"]), int(r["K"])): r for r in finished.to_dict("records")}
+    running = progress_rows(folder)
+    progress = {r["cell"]: r for r in running.to_dict("records")}
+    rows = []
+    for cell, config in spec.get("cells", {}).items():
+        if config.get("split") != "vinyals":
+            continue
+        for ways in cell_tests(config):
+            key = (model_label(config["model"]), ways, int(config["shots"]))
+            if key in done:
+                rows.append({**done[key], "status": "finished", "preset": preset})
+                continue
+            published = PUBLISHED.get((config["model"], ways, int(config["shots"])))
+            row = {"model": key[0], "N": ways, "K": key[2], "preset": preset,
+                   **_published_columns(published)}
+            if cell in progress:
+                p = progress[cell]
+                row["status"] = (f"{p['phase']}: step {p['step']:,}"
+                                 + (f", refit step {p['refit step']:,}" if p["refit step"] != "" else "")
+                                 + f", best val acc {p['val acc % at best']}% at step {p['best step']:,}")
+                row["hours"] = p["hours so far"]
+            else:
+                row["status"] = "not started"
+            rows.append(row)
+    return rows
+
+
+def protocol_table(folders: list[str | Path]) -> pd.DataFrame:
+    """The table of every store's tests, plus a 'not run' row for each published cell no store makes.
+
+    Rows are ordered as the papers' table is read (ProtoNets, MAML-CNN, the MANN, MAML-FC), then N, then K.
+    """
+    rows = []
+    for folder in folders:
+        if not ResultStore(folder).is_sweep():
+            raise UsageError(f"{folder} is not a sweep store (no sweep.json); pass results/<name> folders "
+                             "that `mann sweep` wrote")
+        rows += store_rows(Path(folder))
+    seen = {(r["model"], r["N"], r["K"]) for r in rows}
+    for (model, ways, shots), published in PUBLISHED.items():
+        if (model_label(model), ways, shots) not in seen:
+            rows.append({"model": model_label(model), "N": ways, "K": shots, "status": "not run (no store given)",
+                         **_published_columns(published)})
+    table = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    for column in ("steps", "best step", "refit steps"):  # NaN from the unfinished rows made them floats
+        table[column] = [v if isinstance(v, str) or v != v else str(int(v)) for v in table[column]]
+    order = {label: i for i, label in enumerate(TABLE_ORDER)}
+    table = table.astype(object).fillna("").assign(_order=[order.get(m, len(order)) for m in table["model"]])
+    return table.sort_values(["_order", "N", "K"], kind="stable").drop(columns="_order").reset_index(drop=True)
+
+
+def write_protocol_report(folders: list[str | Path], out: str | Path) -> Path:
+    """papers.csv and table.md of :func:`protocol_table` in ``out``; return table.md."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = protocol_table(folders)
+    atomic_write_text(out / "papers.csv", table.to_csv(index=False))
+    presets = sorted({p for p in table["preset"] if p})
+    lines = [
+        "# The papers' protocol: our figures beside the published ones", "",
+        "Test query accuracy (%) on the harness's 1,000 fixed test episodes per N and K (the same episodes for "
+        "every model), ± 95% CI over the episodes; one seed per cell. Published: Snell et al. (2017) Table 1 "
+        "(ProtoNets; no intervals given for Omniglot); Finn et al. (2017) Table 1 (MAML; ± 95% CI over 600 "
+        "episodes, on their own 1100/100/423 character split with rotations). The MANN has no published N-way "
+        "K-shot figure on this protocol.", "",
+        table.to_markdown(index=False, disable_numparse=True), "",
+        "Each preset reproduces its rows (a fresh clone resumes unfinished cells from the carried checkpoints):", "",
+        "```", *[f"mann sweep --preset {p}" for p in presets], "```", "",
+        "This table:", "", "```",
+        "mann report --papers " + " ".join(str(Path(f)) for f in folders) + f" --out {out}", "```", "",
+    ]
+    atomic_write_text(out / "table.md", "\n".join(lines))
+    return out / "table.md"
+
+
+def _published_columns(published: Published | None) -> dict:
+    return {} if published is None else {"published %": published_text(published), "source": published.source}
