@@ -60,12 +60,18 @@ def test_the_mann_preset_shares_the_papers_test_episodes():
 
 def test_maml_preset_is_finn_et_als_recipe():
     cells = expand(spec_from_mapping(preset_mapping("maml-omniglot"), "preset maml-omniglot"))
-    got = {(c.config.ways, c.config.shots): (c.config.batch_size, c.config.fast_lr, c.config.adapt_steps,
-                                             c.config.train_queries) for c in cells}
-    # main.py's Omniglot commands: 5-way meta-batch 32, one step of 0.4; 20-way 16, five of 0.1; K queries per class.
-    assert got == {(5, 1): (32, 0.4, 1, 1), (5, 5): (32, 0.4, 1, 5), (20, 1): (16, 0.1, 5, 1), (20, 5): (16, 0.1, 5, 5)}
+    got = {(c.config.model, c.config.ways, c.config.shots): (c.config.batch_size, c.config.fast_lr,
+                                                             c.config.adapt_steps, c.config.train_queries)
+           for c in cells}
+    # main.py's Omniglot commands: 5-way meta-batch 32, one step of 0.4; 20-way 16, five of 0.1; K queries per
+    # class; the FC learner (--conv=False, Table 1's "MAML (no conv)") with the 5-way 1-shot command.
+    assert got == {("maml-cnn", 5, 1): (32, 0.4, 1, 1), ("maml-cnn", 5, 5): (32, 0.4, 1, 5),
+                   ("maml-fc", 5, 1): (32, 0.4, 1, 1),
+                   ("maml-cnn", 20, 1): (16, 0.1, 5, 1), ("maml-cnn", 20, 5): (16, 0.1, 5, 5)}
+    assert [c.config.model for c in cells][:3] == ["maml-cnn", "maml-cnn", "maml-fc"], \
+        "the issue's order: MAML-CNN 5-way, then MAML-FC 5-way 1-shot, then 20-way"
     for cell in cells:
         c = cell.config
-        assert (c.model, c.steps, c.lr, c.first_order, c.test_adapt_steps) == ("maml-cnn", 60000, 0.001, False, 10), \
+        assert (c.steps, c.lr, c.first_order, c.test_adapt_steps) == (60000, 0.001, False, 10), \
             "Finn et al.: 60,000 meta-iterations, meta_lr 0.001, second order, 10 inner steps at test"
         assert (c.split, c.resize, c.test_episodes, c.eval_every) == ("vinyals", "nearest", 1000, 500)
