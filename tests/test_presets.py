@@ -59,7 +59,9 @@ def test_the_mann_preset_shares_the_papers_test_episodes():
 
 
 def test_maml_preset_is_finn_et_als_recipe():
-    cells = expand(spec_from_mapping(preset_mapping("maml-omniglot"), "preset maml-omniglot"))
+    spec = spec_from_mapping(preset_mapping("maml-omniglot"), "preset maml-omniglot")
+    assert spec.options["order"] == "grid", "the cells start in the issue's order, 5-way first"
+    cells = expand(spec)
     got = {(c.config.model, c.config.ways, c.config.shots): (c.config.batch_size, c.config.fast_lr,
                                                              c.config.adapt_steps, c.config.train_queries)
            for c in cells}

@@ -93,6 +93,16 @@ def test_the_longest_cells_start_first_so_parallel_workers_finish_together(store
     # H=256 costs most, then the longer sequences at H=128; H=8 is cheapest whatever its N.
     assert started == ["N3_K1_H256_seed0", "N2_K2_H128_seed0", "N2_K1_H128_seed0", "N3_K1_H8_seed0"]
 
+    # order = "grid": a sweep that spans sessions takes its cells in the file's order.
+    started.clear()
+    in_order = spec_from_mapping({"seeds": [0], "steps": 20, "order": "grid",
+                                  "grid": [{"ways": [2], "shots": [1, 2]}, {"ways": [3], "hidden": [8, 256]}]},
+                                 "test", name="g")
+    run_sweep(in_order, store, tmp_path / "results", tmp_path / "runs", executor=Recorder(), progress=False)
+    assert started == ["N2_K1_H128_seed0", "N2_K2_H128_seed0", "N3_K1_H8_seed0", "N3_K1_H256_seed0"]
+    with pytest.raises(UsageError, match="order 'fifo' is not one of costliest, grid"):
+        spec_from_mapping({"order": "fifo"}, "test")
+
 
 def test_flags_replace_an_axis_of_a_preset_everywhere():
     args = build_parser().parse_args(["sweep", "--preset", "cs330", "--seeds", "0", "--hidden", "64", "--steps", "2000"])

@@ -75,7 +75,9 @@ SETTINGS: dict[str, type] = {
 # How the sweep runs, not what a cell computes (not part of any cell's identity).
 OPTIONS: dict[str, type] = {
     "carry_checkpoints": bool,  # keep unfinished cells' checkpoints in the store (mann.sweep.carry)
+    "order": str,  # which unfinished cell starts first: "costliest" (default) or "grid" (the file's order)
 }
+ORDERS = ("costliest", "grid")
 # What a [params.<model>] table may set: the model's hyperparameters and its schedule.
 PARAMS: dict[str, type] = {
     "steps": int, "batch_size": int, "lr": float, "lr_halve_every": int, "hidden": int, "fast": bool,
@@ -201,6 +203,12 @@ def training_cost(config: TrainConfig) -> float:
     return float(config.steps) * images * per_image
 
 
+def start_order(cells: list[Cell], order: str = "costliest") -> list[Cell]:
+    """The cells in the order workers take them: :func:`costliest_first`, or as the grid lists them
+    (``order = "grid"``: a sweep that spans sessions finishes its first cells first)."""
+    return list(cells) if order == "grid" else costliest_first(cells)
+
+
 def costliest_first(cells: list[Cell]) -> list[Cell]:
     """The cells ordered by decreasing training cost (ties keep grid order).
 
@@ -251,6 +259,9 @@ def spec_from_mapping(mapping: Mapping[str, Any], where: str, name: str | None =
         blocks.append({**top, **axes, **({"params": _params(block["params"], here)} if "params" in block else {})})
     settings = {key: _setting_value(mapping[key], key, where) for key in SETTINGS if key in mapping}
     options = {key: _typed(mapping[key], OPTIONS[key], f"{where}: {key}") for key in OPTIONS if key in mapping}
+    if options.get("order", "costliest") not in ORDERS:
+        raise UsageError(f"{where}: order {options['order']!r} is not one of {', '.join(ORDERS)} (costliest: the "
+                         "longest cells start first; grid: the cells in the file's order, for runs that span sessions)")
     params = _params(mapping.get("params", {}), where)
     chosen = name if name is not None else mapping.get("name")
     spec = SweepSpec(name="", blocks=tuple(blocks), settings=settings, params=params, source=where, device=device,

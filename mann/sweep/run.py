@@ -29,7 +29,7 @@ from mann.stats import format_ci
 from mann.sweep.carry import CheckpointMirror, restore
 from mann.sweep.cell_runner import CellResult
 from mann.sweep.executors import SerialExecutor
-from mann.sweep.grid import Cell, SweepSpec, costliest_first, expand
+from mann.sweep.grid import Cell, SweepSpec, expand, start_order
 from mann.sweep.store import ResultStore
 
 
@@ -94,7 +94,7 @@ def run_sweep(
     ran = 0
     with results.open_for(cells, spec.to_dict()):
         finished = results.finished()
-        todo = costliest_first([c for c in cells if c.id not in finished])
+        todo = start_order([c for c in cells if c.id not in finished], spec.options.get("order", "costliest"))
         bars = SweepBars(spec.name, len(cells), len(cells) - len(todo), enabled=progress)
         session = {"session": uuid.uuid4().hex[:12], "command": command,
                    "started_at": wall_clock_start(time.perf_counter() - start), "cells_todo": len(todo),
