@@ -180,8 +180,8 @@ def test_papers_protocol_table_joins_stores_finished_training_and_missing_cells(
     assert table.loc[("protonet", 20, 5), "status"] == (
         "train (early stopping on val): step 300, best val acc 97.0% at step 200")
     assert table.loc[("mann", 5, 1), "status"] == "not started"
-    assert table.loc[("maml-cnn", 20, 5), ["status", "published %"]].tolist() == ["not run (no store given)",
-                                                                                  "98.9 ± 0.2"]
+    assert table.loc[("maml-cnn", 20, 5), ["status", "published %"]].tolist() == [
+        "not run (no cell of the stores given)", "98.9 ± 0.2"]
     assert list(table.index.get_level_values("model").unique()) == ["protonet", "maml-cnn", "mann", "maml-fc"]
 
     assert main(["report", "--papers", str(protonets), str(mann), "--out", str(tmp_path / "out")]) == 0

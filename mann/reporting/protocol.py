@@ -80,8 +80,8 @@ def protocol_table(folders: list[str | Path]) -> pd.DataFrame:
     seen = {(r["model"], r["N"], r["K"]) for r in rows}
     for (model, ways, shots), published in PUBLISHED.items():
         if (model_label(model), ways, shots) not in seen:
-            rows.append({"model": model_label(model), "N": ways, "K": shots, "status": "not run (no store given)",
-                         **_published_columns(published)})
+            rows.append({"model": model_label(model), "N": ways, "K": shots,
+                         "status": "not run (no cell of the stores given)", **_published_columns(published)})
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
     for column in ("steps", "best step", "refit steps"):  # NaN from the unfinished rows made them floats
         table[column] = [v if isinstance(v, str) or v != v else str(int(v)) for v in table[column]]
