@@ -285,6 +285,67 @@ def test_worker_processes_give_the_serial_rows(store, serial, tmp_path):
     assert outcome_rows(tmp_path / "results" / "tiny") == outcome_rows(serial)
 
 
+WORKERS_SCRIPT = CRASH_SCRIPT.replace(
+    "from mann.sweep.run import run_sweep",
+    "from mann.sweep.run import run_sweep\nfrom mann.sweep.executors import make_executor",
+).replace("progress=False)", "make_executor('local', 2, 1), progress=False)")
+
+
+def children(pid: int) -> list[int]:
+    """The pids of pid's child processes that are sweep workers (spawned by multiprocessing)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers end with their sweep through Linux's prctl")
+def test_workers_end_when_their_sweep_is_killed(tmp_path):
+    # A sweep killed outright cannot stop its pool: its workers must not train on as orphans
+    # beside the rerun that resumes their cells.
+    mapping = {"ways": [2, 3], "shots": [1], "hidden": [8], "seeds": [0], **TINY, "steps": 10**6}
+    script = WORKERS_SCRIPT.format(tests=str(REPO / "tests"), mapping=mapping, results=str(tmp_path / "results"),
+                                   runs=str(tmp_path / "runs"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list((tmp_path / "runs").glob("tiny/*/log.csv"))) < 2:  # both workers are training
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the workers did not start training in 120 s"
+            time.sleep(0.1)
+        workers = children(proc.pid)
+        assert len(workers) == 2
+        proc.kill()  # the sweep alone, not its process group
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while any(is_worker(w) for w in workers):
+            assert time.monotonic() < deadline, "a worker outlived its sweep by 30 s"
+            time.sleep(0.1)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the sweep's group, had the test failed
+        except ProcessLookupError:
+            pass
+
+
+def is_worker(pid: int) -> bool:
+    """Whether pid is still a running (not zombie) multiprocessing worker."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z" and b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 @pytest.mark.slow
 def test_local_ray_gives_the_serial_rows_and_run_folders(store, serial, tmp_path, monkeypatch):
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'mann-bench[ray]'); the Ray executor is optional")
