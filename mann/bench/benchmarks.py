@@ -335,6 +335,7 @@ def in_fresh_process(target: Callable, *args):
 
 def _protonet_child(plan: BenchPlan, threads: int, queue) -> None:
     torch.set_num_threads(threads)
+    keep_freed_memory()  # as mann train does, for both layer orders
     queue.put(protonet_step_times(plan))
 
 
