@@ -446,6 +446,22 @@ def class_grading(store: OmniglotStore, plan: BenchPlan) -> tuple[pd.DataFrame, 
     return grading_times(build_reference(store), load_rubric(None), plan.grading_class, plan.grading_jobs)
 
 
+def readable_number(value: float) -> str:
+    """Three significant digits, never an exponent: 1023.6 → '1,024', 136.2 → '136', 1.918 → '1.92'."""
+    if value != value:  # NaN: a figure this run could not take
+        return ""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def readable(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with its float columns as :func:`readable_number` text."""
+    out = table.copy()
+    for column in out.columns:
+        if pd.api.types.is_float_dtype(out[column]):
+            out[column] = [readable_number(v) for v in out[column]]
+    return out
+
+
 def format_tables(tables: dict[str, pd.DataFrame], info: dict, command: str) -> str:
     """All tables as one Markdown document, with the machine and the command."""
     titles = {"sampler": "Sampler (episodes/s)", "model": "Model step (forward + backward + Adam)",
@@ -456,7 +472,9 @@ def format_tables(tables: dict[str, pd.DataFrame], info: dict, command: str) -> 
     lines = ["# mann-bench benchmarks", "", "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), "",
              "Command:", "", "```", command, "```", ""]
     for key, table in tables.items():
-        lines += [f"## {titles[key]}", "", table.to_markdown(index=False, floatfmt=".3g"), ""]
+        align = ["right" if pd.api.types.is_numeric_dtype(table[c]) else "left" for c in table.columns]
+        lines += [f"## {titles[key]}", "",
+                  readable(table).to_markdown(index=False, disable_numparse=True, colalign=align), ""]
     if "sampler" in tables and "model" in tables:
         s, m = tables["sampler"], tables["model"]
         ours = s[s.sampler == "mann-bench EpisodeSampler"].set_index(["N", "K"])
