@@ -120,7 +120,11 @@ def test_a_node_lost_mid_cell_costs_at_most_one_checkpoint_interval(ray_cluster,
     # The retry started from a checkpoint the driver held (that one or a later one), not from step 0.
     assert lost["resumed_from_step"] >= seen["step"] > 0
     assert lost["resumed_from_step"] % LONG["checkpoint_every"] == 0
-    assert {row["attempt"] for cell, row in latest.items() if cell != seen["cell"]} == {1}
+    # A cell Ray had already queued on the lost node is retried too (seen once in a quiet run): it
+    # was retried once, from a checkpoint boundary (0 when it had not started), like the lost one.
+    for cell, row in latest.items():
+        if cell != seen["cell"]:
+            assert row["attempt"] in (1, 2) and row["resumed_from_step"] % LONG["checkpoint_every"] == 0, (cell, row)
     assert f"{seen['cell']}: its worker or node was lost; attempt 2 of 3" in err
     assert f"resumes from its checkpoint at step {lost['resumed_from_step']}" in err
     # The run folders are on the driver, complete, with the serial run's numbers; the nodes trained
