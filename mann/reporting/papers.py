@@ -43,6 +43,11 @@ PUBLISHED: dict[tuple[str, int, int], Published] = {
 }
 
 
+def published_columns(published: Published | None) -> dict[str, str]:
+    """The 'published %' and 'source' cells of a row ('' each where the paper gives no figure)."""
+    return {"published %": published_text(published), "source": "" if published is None else published.source}
+
+
 def published_text(published: Published | None) -> str:
     """'98.7 ± 0.4' (or '98.8' where the paper gives no interval); '' where there is no published figure."""
     if published is None:
@@ -50,10 +55,16 @@ def published_text(published: Published | None) -> str:
     return f"{published.mean:.1f}" + (f" ± {published.ci95:.1f}" if published.ci95 is not None else "")
 
 
+def test_ways(config: dict) -> list[int]:
+    """The N of every test a cell makes (a config or a finished row): its own N, then each also_test_ways N."""
+    return [int(config["ways"]), *[int(n) for n in config.get("also_test_ways") or []]]
+
+
 def tests_of(row: dict) -> list[tuple[int, float, float]]:
     """(N, accuracy, CI) of every test of a finished row: its own N, then each also_test_ways N."""
-    tests = [(int(row["ways"]), row["test_accuracy"], row["test_ci95"])]
-    for ways in row.get("also_test_ways") or []:
+    own, *also = test_ways(row)
+    tests = [(own, row["test_accuracy"], row["test_ci95"])]
+    for ways in also:
         accuracy = row.get(f"test_accuracy_N{ways}")
         if accuracy is not None and not (isinstance(accuracy, float) and math.isnan(accuracy)):
             tests.append((int(ways), accuracy, row[f"test_ci95_N{ways}"]))
@@ -74,7 +85,7 @@ def papers_table(rows: pd.DataFrame) -> pd.DataFrame:
                 "ours % (95% CI)": format_ci(accuracy, ci),
                 "published %": published_text(published),
                 "ours − published": "" if published is None else f"{100 * accuracy - published.mean:+.1f}",
-                "source": "" if published is None else published.source,
+                "source": published_columns(published)["source"],
                 "split": f"{row['split']} ({row.get('test_fingerprint', '')})",
                 "steps": _int_or_blank(row.get("stopped_step")) or int(row["steps"]),
                 "best step": _int_or_blank(row.get("best_step")),

@@ -17,7 +17,7 @@ import pandas as pd
 from episodes.errors import UsageError
 from episodes.files import atomic_write_text
 from mann.models.hyperparameters import model_label
-from mann.reporting.papers import PUBLISHED, Published, papers_table, published_text
+from mann.reporting.papers import PUBLISHED, papers_table, published_columns, test_ways
 from mann.reporting.progress import progress_rows
 from mann.reporting.tables import collect_sweep
 from mann.sweep.store import ResultStore
@@ -26,11 +26,6 @@ COLUMNS = ["model", "N", "K", "status", "ours % (95% CI)", "published %", "ours 
            "best step", "refit steps", "hours", "preset", "split"]
 
 TABLE_ORDER = ["protonet", "maml-cnn", "mann", "maml-fc"]
-
-
-def cell_tests(config: dict) -> list[int]:
-    """The N of every test a cell's config makes: its own N, then each also_test_ways N."""
-    return [int(config["ways"]), *[int(n) for n in config.get("also_test_ways") or []]]
 
 
 def store_rows(folder: Path) -> list[dict]:
@@ -46,14 +41,14 @@ def store_rows(folder: Path) -> list[dict]:
     for cell, config in spec.get("cells", {}).items():
         if config.get("split") != "vinyals":
             continue
-        for ways in cell_tests(config):
+        for ways in test_ways(config):
             key = (model_label(config["model"]), ways, int(config["shots"]))
             if key in done:
                 rows.append({**done[key], "status": "finished", "preset": preset})
                 continue
             published = PUBLISHED.get((config["model"], ways, int(config["shots"])))
             row = {"model": key[0], "N": ways, "K": key[2], "preset": preset,
-                   **_published_columns(published)}
+                   **published_columns(published)}
             if cell in progress:
                 p = progress[cell]
                 row["status"] = (f"{p['phase']}: step {p['step']:,}"
@@ -81,7 +76,7 @@ def protocol_table(folders: list[str | Path]) -> pd.DataFrame:
     for (model, ways, shots), published in PUBLISHED.items():
         if (model_label(model), ways, shots) not in seen:
             rows.append({"model": model_label(model), "N": ways, "K": shots,
-                         "status": "not run (no cell of the stores given)", **_published_columns(published)})
+                         "status": "not run (no cell of the stores given)", **published_columns(published)})
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
     for column in ("steps", "best step", "refit steps"):  # NaN from the unfinished rows made them floats
         table[column] = [v if isinstance(v, str) or v != v else str(int(v)) for v in table[column]]
@@ -113,6 +108,3 @@ def write_protocol_report(folders: list[str | Path], out: str | Path) -> Path:
     atomic_write_text(out / "table.md", "\n".join(lines))
     return out / "table.md"
 
-
-def _published_columns(published: Published | None) -> dict:
-    return {} if published is None else {"published %": published_text(published), "source": published.source}

@@ -203,9 +203,10 @@ def training_cost(config: TrainConfig) -> float:
     return float(config.steps) * images * per_image
 
 
-def start_order(cells: list[Cell], order: str = "costliest") -> list[Cell]:
-    """The cells in the order workers take them: :func:`costliest_first`, or as the grid lists them
-    (``order = "grid"``: a sweep that spans sessions finishes its first cells first)."""
+def start_order(cells: list[Cell], order: str | None = None) -> list[Cell]:
+    """The cells in the order workers take them: :func:`costliest_first` (the default, None or
+    "costliest"), or as the grid lists them (``order = "grid"``: a sweep that spans sessions
+    finishes its first cells first)."""
     return list(cells) if order == "grid" else costliest_first(cells)
 
 

@@ -94,7 +94,7 @@ def run_sweep(
     ran = 0
     with results.open_for(cells, spec.to_dict()):
         finished = results.finished()
-        todo = start_order([c for c in cells if c.id not in finished], spec.options.get("order", "costliest"))
+        todo = start_order([c for c in cells if c.id not in finished], spec.options.get("order"))
         bars = SweepBars(spec.name, len(cells), len(cells) - len(todo), enabled=progress)
         session = {"session": uuid.uuid4().hex[:12], "command": command,
                    "started_at": wall_clock_start(time.perf_counter() - start), "cells_todo": len(todo),
