@@ -96,7 +96,11 @@ def test_an_interrupted_refit_run_resumes_to_the_same_numbers(hard_store, tmp_pa
 
     with pytest.raises(KeyboardInterrupt):
         train_on(config, hard_store, tmp_path / "cut", progress=False, on_step=kill)
+    trained_before = float(log(tmp_path / "cut" / "log.csv")[-1]["wall_s"])  # phase 1's time when cut
     resumed = train_on(config, hard_store, tmp_path / "cut", resume=True, progress=False)
+    # The cell's hours count the interrupted invocation's training, whichever phase it stopped in.
+    assert resumed["resumed_train_time_s"] >= trained_before > 0
+    assert resumed["train_time_s"] > resumed["resumed_train_time_s"]
     for key in ("test_accuracy", "test_loss", "final_train_loss", "best_step", "refit_steps", "stopped_step"):
         assert resumed[key] == straight[key], key
     for name in ("log.csv", "log_refit.csv"):

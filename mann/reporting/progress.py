@@ -47,7 +47,9 @@ def progress_rows(folder: str | Path) -> pd.DataFrame:
             "evaluations since best": len(log) - 1 - best,
             "patience": config.get("patience") or "",
             "lr now": config["lr"] * 0.5 ** (step // halve) if halve else config["lr"],
-            "hours so far": round(float(log["wall_s"].iloc[-1]) / 3600, 2),
+            # The refit's log times only the refit: the cell's time adds phase 1's.
+            "hours so far": round((float(log["wall_s"].iloc[-1]) + (float(refit["wall_s"].iloc[-1])
+                                   if refit is not None and not refit.empty else 0.0)) / 3600, 2),
         })
     return pd.DataFrame(rows)
 

@@ -55,6 +55,7 @@ def store_rows(folder: Path) -> list[dict]:
                                  + (f", refit step {p['refit step']:,}" if p["refit step"] != "" else "")
                                  + f", best val acc {p['val acc % at best']}% at step {p['best step']:,}")
                 row["hours"] = p["hours so far"]
+                row["split"] = config["split"]  # the fingerprint comes with the cell's test results
             else:
                 row["status"] = "not started"
             rows.append(row)

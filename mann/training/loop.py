@@ -79,7 +79,8 @@ def train(
     state = load_checkpoint(checkpoint, config) if resume and checkpoint.exists() else None
     val_batches = fixed_episodes(splits.val, config.ways, config.shots + config.validation_queries - 1,
                                  config.val_episodes, config.eval_seed, device)
-    if state is None or state.get("phase", 1) == 1:
+    first_runs_now = state is None or state.get("phase", 1) == 1
+    if first_runs_now:
         first = run_phase(config, 1, splits.train, val_batches, config.steps, device, out, state, progress, on_step,
                           on_write)
         state = None
@@ -88,10 +89,13 @@ def train(
         if state["model"] is None:  # stopped between the phases: the refit starts afresh
             state = None
     result = first
+    # Training time of earlier invocations: phase 1's part of it, plus the refit's when it resumes.
+    before = first["elapsed_before"] if first_runs_now else first["train_time"]
     if config.refit:
         refit_steps = first["best_step"] + config.patience * config.eval_every
         result = run_phase(config, 2, splits.trainval, None, refit_steps, device, out, state, progress, on_step,
                            on_write, first_phase=first)
+        before += result["elapsed_before"]
 
     learner = result["learner"]
     if result.get("best_model") is not None:
@@ -122,7 +126,7 @@ def train(
         **({"refit_steps": result["steps"], "first_phase_time_s": first["train_time"]} if config.refit else {}),
         "train_time_s": first["train_time"] + (result["train_time"] if config.refit else 0.0),
         "resumed_from_step": result["start_step"],
-        "resumed_train_time_s": result["elapsed_before"],
+        "resumed_train_time_s": before,
         "steps_per_s": steps_run / max(result["train_time"] - result["elapsed_before"], 1e-9) if steps_run else None,
         **run_environment(device, splits.source),
     }
