@@ -115,12 +115,17 @@ def test_flags_replace_an_axis_of_a_preset_everywhere():
 
 def test_toml_file_describes_a_sweep(tmp_path):
     path = tmp_path / "mine.toml"
-    path.write_text('seeds = [3]\ntest_episodes = 40\n\n[[grid]]\nways = [2, 5]\nshots = 1\nhidden = [8, 16]\n')
+    path.write_text('seeds = [3]\ntest_episodes = 40\ncheckpoint_minutes = 2.5\n\n[[grid]]\nways = [2, 5]\nshots = 1\nhidden = [8, 16]\n')
     spec = spec_from_args(build_parser().parse_args(["sweep", "--config", str(path)]))
     cells = expand(spec)
     assert spec.name == "mine" and len(cells) == 4
     assert {(c.config.ways, c.config.hidden, c.config.seed, c.config.test_episodes) for c in cells} == {
         (2, 8, 3, 40), (2, 16, 3, 40), (5, 8, 3, 40), (5, 16, 3, 40)}
+    assert {c.config.checkpoint_minutes for c in cells} == {2.5}
+    # How often a cell checkpoints is not part of what it computes: the flag keeps the cells' ids.
+    quicker = expand(spec_from_args(build_parser().parse_args(["sweep", "--config", str(path),
+                                                               "--checkpoint-minutes", "0.5"])))
+    assert [(c.id, c.config.checkpoint_minutes) for c in quicker] == [(c.id, 0.5) for c in cells]
 
 
 def test_the_same_flags_find_the_same_folder_and_other_flags_another():

@@ -53,6 +53,26 @@ def test_resume_continues_exactly(store, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_run_cut_off_between_step_checkpoints_resumes_from_its_last_minutes(store, tmp_path):
+    # A slow run checkpoints by the clock too: cut off at step 25 with checkpoints due every
+    # 1,000 steps, it resumes from step 24 (not 0) and ends with the uninterrupted run's numbers.
+    config = make_config(**{**TINY, "checkpoint_every": 1000, "checkpoint_minutes": 1e-9})
+    straight = train_on(config, store, tmp_path / "straight", progress=False)
+
+    def cut(step, steps):
+        if step == 25:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_on(config, store, tmp_path / "cut", progress=False, on_step=cut)
+    resumed = train_on(config, store, tmp_path / "cut", resume=True, progress=False)
+    assert resumed["resumed_from_step"] == 24
+    assert (resumed["final_train_loss"], resumed["test_accuracy"]) == (straight["final_train_loss"],
+                                                                       straight["test_accuracy"])
+    with pytest.raises(UsageError, match="--checkpoint-minutes -1"):
+        make_config(**{**TINY, "checkpoint_minutes": -1})
+
+
 def test_finished_run_is_never_overwritten(store, tmp_path):
     train_on(make_config(**TINY), store, tmp_path, progress=False)
     before = (tmp_path / "summary.json").read_bytes()

@@ -28,7 +28,7 @@ _AXIS_FLAGS = [("--models", "models", str), ("--ways", "ways", int), ("--shots",
                ("--batch-size", "batch_size", int), ("--split", "split", str)]
 _SETTING_FLAGS = [("--split-seed", "split_seed"), ("--eval-every", "eval_every"), ("--val-episodes", "val_episodes"),
                   ("--test-episodes", "test_episodes"), ("--eval-seed", "eval_seed"),
-                  ("--checkpoint-every", "checkpoint_every")]
+                  ("--checkpoint-every", "checkpoint_every"), ("--checkpoint-minutes", "checkpoint_minutes")]
 _OTHER_FLAGS = [("--preset", "preset"), ("--config", "config"), ("--name", "name"), ("--results", "results"),
                 ("--runs", "runs"), ("--executor", "executor"), ("--workers", "workers"), ("--threads", "threads"),
                 ("--address", "address"), ("--device", "device"), ("--data-root", "data_root")]
@@ -60,7 +60,7 @@ def add_parser(sub) -> None:
     settings = p.add_argument_group("settings shared by every cell (default: each model's, as mann train; "
                                     "a model's own hyperparameters go in a TOML [params.<model>] table)")
     for flag, dest in _SETTING_FLAGS:
-        settings.add_argument(flag, dest=dest, type=int, default=None)
+        settings.add_argument(flag, dest=dest, type=float if dest == "checkpoint_minutes" else int, default=None)
     settings.add_argument("--rotations", action="store_true", default=None, help="add rotated copies as classes")
     settings.add_argument("--resize", choices=RESIZES, default=None,
                           help="lanczos | nearest: how the 28x28 images are made (default lanczos; see mann train)")

@@ -38,6 +38,9 @@ def add_parser(sub) -> None:
     schedule.add_argument("--eval-every", type=int, help=f"validate every so many steps (MANN: {D.eval_every})")
     schedule.add_argument("--val-episodes", type=int, help=f"fixed validation episodes (MANN: {D.val_episodes})")
     schedule.add_argument("--checkpoint-every", type=int, help=f"steps between checkpoints (default {D.checkpoint_every})")
+    schedule.add_argument("--checkpoint-minutes", type=float,
+                          help="also checkpoint once this many minutes of training passed since the last checkpoint, "
+                               f"so an interruption loses at most that (default {D.checkpoint_minutes:g}; 0: by steps only)")
     schedule.add_argument("--patience", type=int, help="stop when the validation loss has not improved for this many "
                           "evaluations, and test the best evaluation's weights (default 0: never stop early)")
     schedule.add_argument("--refit", action="store_true", default=None,
@@ -78,7 +81,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return make_config(
         args.model, args.ways, shots=args.shots, seed=args.seed, steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, lr_halve_every=args.lr_halve_every, eval_every=args.eval_every, val_episodes=args.val_episodes,
-        checkpoint_every=args.checkpoint_every, hidden=args.hidden, fast=args.fast, fast_lr=args.fast_lr,
+        checkpoint_every=args.checkpoint_every, checkpoint_minutes=args.checkpoint_minutes, hidden=args.hidden, fast=args.fast, fast_lr=args.fast_lr,
         adapt_steps=args.adapt_steps, test_adapt_steps=args.test_adapt_steps, first_order=args.first_order,
         maml_impl=args.maml_impl,
         train_ways=args.train_ways, train_queries=args.train_queries, val_queries=args.val_queries, patience=args.patience, refit=args.refit,

@@ -70,6 +70,7 @@ SETTINGS: dict[str, type] = {
     "test_episodes": int,
     "eval_seed": int,
     "checkpoint_every": int,
+    "checkpoint_minutes": float,
     "fast": bool,
 }
 # How the sweep runs, not what a cell computes (not part of any cell's identity).
@@ -358,6 +359,10 @@ def _setting_value(value: Any, key: str, where: str):
     elif kind is bool:
         if not isinstance(value, bool):
             raise UsageError(f"{where}: {key} = {value!r} must be true or false")
+    elif kind is float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise UsageError(f"{where}: {key} = {value!r} must be a number (one value: settings are not axes)")
+        return float(value)
     elif not isinstance(value, int) or isinstance(value, bool):
         raise UsageError(f"{where}: {key} = {value!r} must be an integer (one value: settings are not axes)")
     return value

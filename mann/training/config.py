@@ -73,6 +73,7 @@ class TrainConfig:
     also_test_ways: tuple[int, ...] = ()
     eval_seed: int = 1234
     checkpoint_every: int = 1000
+    checkpoint_minutes: float = 5.0
     device: str = "auto"
     fast: bool | None = True
 
@@ -126,7 +127,7 @@ class TrainConfig:
 
 FIELDS = tuple(f.name for f in fields(TrainConfig))
 # Fields that say how a run executes, not what it computes.
-EXECUTION_FIELDS = ("device", "checkpoint_every")
+EXECUTION_FIELDS = ("device", "checkpoint_every", "checkpoint_minutes")
 
 
 def make_config(model: str = "mann", ways: int = 5, **given) -> TrainConfig:
@@ -212,6 +213,7 @@ def config_checks(c: TrainConfig) -> list[Check]:
         (c.val_episodes >= 1, f"--val-episodes {c.val_episodes}: use 1 or more"),
         (c.test_episodes >= 1, f"--test-episodes {c.test_episodes}: use 1 or more (1000 is the default)"),
         (c.checkpoint_every >= 1, f"--checkpoint-every {c.checkpoint_every}: use 1 or more steps"),
+        (c.checkpoint_minutes >= 0, f"--checkpoint-minutes {c.checkpoint_minutes}: use 0 (by steps only) or more"),
         (c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:"),
          f"--device {c.device!r}: choose auto, cpu or cuda"),
     ]

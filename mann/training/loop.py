@@ -4,7 +4,9 @@ Every model trains the same way: a batch of ``batch_size`` episodes per step
 from ``EpisodeSampler(train split, training_ways, K, seed)``, Adam on the mean
 query cross-entropy (halving its rate every ``lr_halve_every`` steps when set),
 validation on fixed episodes every ``eval_every`` steps, a checkpoint every
-``checkpoint_every`` steps, and a test on ``fixed_episodes(test split, N, K,
+``checkpoint_every`` steps (and whenever ``checkpoint_minutes`` of training
+passed since the last one, so a slow run loses minutes, not hours, when it is
+cut off), and a test on ``fixed_episodes(test split, N, K,
 test_episodes, eval_seed)`` — the same episodes for every model of the same N,
 K and split. A run interrupted and resumed gives the numbers of one that was
 not: the checkpoint holds the weights, the optimiser and schedule, the
@@ -190,6 +192,7 @@ def run_phase(
     if on_step is not None:
         on_step(start_step, steps)
     t0 = time.perf_counter() - elapsed
+    saved_at = time.perf_counter()
     step = start_step
     while step < steps and not stopped:
         step += 1
@@ -230,13 +233,15 @@ def run_phase(
             window["loss"].zero_()
             window["acc"].zero_()
             window["steps"] = 0
-        if step % config.checkpoint_every == 0 or step == steps or stopped:
+        overdue = config.checkpoint_minutes and time.perf_counter() - saved_at >= 60 * config.checkpoint_minutes
+        if step % config.checkpoint_every == 0 or step == steps or stopped or overdue:
             save_checkpoint(out / "checkpoint.pt", {
                 "config": config.to_dict(), "phase": phase, "step": step, "model": learner.module.state_dict(),
                 "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict() if schedule else None,
                 "sampler_generator": batches.state(), "window": {**window}, "log": log_rows, "best": best,
                 "elapsed": time.perf_counter() - t0, "first_phase": first_phase,
             })
+            saved_at = time.perf_counter()
             wrote = True
         if wrote and on_write is not None:
             on_write()
