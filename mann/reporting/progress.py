@@ -41,6 +41,9 @@ def progress_rows(folder: str | Path) -> pd.DataFrame:
                       else "train (early stopping on val)" if config.get("patience") else "train"),
             "step": step,
             "refit step": int(refit["step"].iloc[-1]) if refit is not None and not refit.empty else "",
+            # The refit trains for the best step plus the patience (mann.training.loop.train).
+            "refit length": (int(log["step"].iloc[best]) + config["patience"] * config["eval_every"]
+                             if refit is not None and not refit.empty else ""),
             "best val loss": round(float(log["val_loss"].iloc[best]), 4),
             "val acc % at best": round(100 * float(log["val_acc"].iloc[best]), 2),
             "best step": int(log["step"].iloc[best]),

@@ -52,7 +52,7 @@ def store_rows(folder: Path) -> list[dict]:
             if cell in progress:
                 p = progress[cell]
                 row["status"] = (f"{p['phase']}: step {p['step']:,}"
-                                 + (f", refit step {p['refit step']:,}" if p["refit step"] != "" else "")
+                                 + (f", refit step {p['refit step']:,} of {p['refit length']:,}" if p["refit step"] != "" else "")
                                  + f", best val acc {p['val acc % at best']}% at step {p['best step']:,}")
                 row["hours"] = p["hours so far"]
                 row["split"] = config["split"]  # the fingerprint comes with the cell's test results
