@@ -172,7 +172,8 @@ def test_papers_protocol_table_joins_stores_finished_training_and_missing_cells(
         "step,val_loss,val_acc,wall_s\n100,0.5,0.9,360\n200,0.2,0.97,720\n300,0.3,0.96,1080\n")
     mann = store("mann-omniglot", {"m1": {"model": "mann", "ways": 5, "shots": 1, "split": "vinyals", "lr": 1e-3}})
     maml = store("maml-omniglot", {"c1": {"model": "maml-cnn", "ways": 5, "shots": 1, "split": "vinyals",
-                                          "lr": 1e-3, "patience": 2, "eval_every": 100, "refit": True}})
+                                          "lr": 1e-3, "lr_halve_every": 100, "patience": 2, "eval_every": 100,
+                                          "refit": True}})
     (maml / "checkpoints" / "c1").mkdir(parents=True)
     (maml / "checkpoints" / "c1" / "log.csv").write_text(
         "step,val_loss,val_acc,wall_s\n100,0.5,0.9,3600\n200,0.6,0.9,7200\n300,0.7,0.9,10800\n")
@@ -182,6 +183,8 @@ def test_papers_protocol_table_joins_stores_finished_training_and_missing_cells(
     # A cell in its refit has trained for phase 1's hours and the refit's so far.
     assert table.loc[("maml-cnn", 5, 1), ["status", "hours", "split"]].tolist() == [
         "refit on trainval: step 300, refit step 100 of 300, best val acc 90.0% at step 100", 3.5, "vinyals"]
+    from mann.reporting.progress import progress_rows
+    assert progress_rows(maml)["lr now"].tolist() == [5e-4]  # the refit's own schedule, halved once at its step 100
     assert table.loc[("protonet", 5, 1), ["status", "ours % (95% CI)", "published %", "ours − published",
                                           "steps", "hours"]].tolist() == [
         "finished", "98.7 ± 0.4", "98.8", "-0.1", "30000", 10.0]

@@ -35,24 +35,27 @@ def progress_rows(folder: str | Path) -> pd.DataFrame:
         step = int(log["step"].iloc[-1])
         halve = config.get("lr_halve_every") or 0
         refit = pd.read_csv(cell_dir / "log_refit.csv") if (cell_dir / "log_refit.csv").exists() else None
+        refitting = refit is not None and not refit.empty
+        # The refit's fresh optimiser starts the schedule again at its own step 0.
+        schedule_step = int(refit["step"].iloc[-1]) if refitting else step
         rows.append({
             "cell": cell_dir.name,
-            "phase": ("refit on trainval" if refit is not None and not refit.empty
+            "phase": ("refit on trainval" if refitting
                       else "train (early stopping on val)" if config.get("patience") else "train"),
             "step": step,
-            "refit step": int(refit["step"].iloc[-1]) if refit is not None and not refit.empty else "",
+            "refit step": schedule_step if refitting else "",
             # The refit trains for the best step plus the patience (mann.training.loop.train).
             "refit length": (int(log["step"].iloc[best]) + config["patience"] * config["eval_every"]
-                             if refit is not None and not refit.empty else ""),
+                             if refitting else ""),
             "best val loss": round(float(log["val_loss"].iloc[best]), 4),
             "val acc % at best": round(100 * float(log["val_acc"].iloc[best]), 2),
             "best step": int(log["step"].iloc[best]),
             "evaluations since best": len(log) - 1 - best,
             "patience": config.get("patience") or "",
-            "lr now": config["lr"] * 0.5 ** (step // halve) if halve else config["lr"],
+            "lr now": config["lr"] * 0.5 ** (schedule_step // halve) if halve else config["lr"],
             # The refit's log times only the refit: the cell's time adds phase 1's.
             "hours so far": round((float(log["wall_s"].iloc[-1]) + (float(refit["wall_s"].iloc[-1])
-                                   if refit is not None and not refit.empty else 0.0)) / 3600, 2),
+                                   if refitting else 0.0)) / 3600, 2),
         })
     return pd.DataFrame(rows)
 
