@@ -81,7 +81,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return make_config(
         args.model, args.ways, shots=args.shots, seed=args.seed, steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, lr_halve_every=args.lr_halve_every, eval_every=args.eval_every, val_episodes=args.val_episodes,
-        checkpoint_every=args.checkpoint_every, checkpoint_minutes=args.checkpoint_minutes, hidden=args.hidden, fast=args.fast, fast_lr=args.fast_lr,
+        checkpoint_every=args.checkpoint_every, checkpoint_minutes=args.checkpoint_minutes, hidden=args.hidden,
+        fast=args.fast, fast_lr=args.fast_lr,
         adapt_steps=args.adapt_steps, test_adapt_steps=args.test_adapt_steps, first_order=args.first_order,
         maml_impl=args.maml_impl,
         train_ways=args.train_ways, train_queries=args.train_queries, val_queries=args.val_queries, patience=args.patience, refit=args.refit,

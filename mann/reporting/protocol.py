@@ -51,8 +51,8 @@ def store_rows(folder: Path) -> list[dict]:
                    **published_columns(published)}
             if cell in progress:
                 p = progress[cell]
-                row["status"] = (f"{p['phase']}: step {p['step']:,}"
-                                 + (f", refit step {p['refit step']:,} of {p['refit length']:,}" if p["refit step"] != "" else "")
+                refit = f", refit step {p['refit step']:,} of {p['refit length']:,}" if p["refit step"] != "" else ""
+                row["status"] = (f"{p['phase']}: step {p['step']:,}" + refit
                                  + f", best val acc {p['val acc % at best']}% at step {p['best step']:,}")
                 row["hours"] = p["hours so far"]
                 row["split"] = config["split"]  # the fingerprint comes with the cell's test results
