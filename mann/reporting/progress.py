@@ -16,6 +16,7 @@ import pandas as pd
 
 from mann.sweep.carry import CARRY_FOLDER
 from mann.sweep.store import ResultStore
+from mann.training.config import refit_length
 
 
 def progress_rows(folder: str | Path) -> pd.DataFrame:
@@ -44,8 +45,7 @@ def progress_rows(folder: str | Path) -> pd.DataFrame:
                       else "train (early stopping on val)" if config.get("patience") else "train"),
             "step": step,
             "refit step": schedule_step if refitting else "",
-            # The refit trains for the best step plus the patience (mann.training.loop.train).
-            "refit length": (int(log["step"].iloc[best]) + config["patience"] * config["eval_every"]
+            "refit length": (refit_length(int(log["step"].iloc[best]), config["patience"], config["eval_every"])
                              if refitting else ""),
             "best val loss": round(float(log["val_loss"].iloc[best]), 4),
             "val acc % at best": round(100 * float(log["val_acc"].iloc[best]), 2),

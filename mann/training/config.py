@@ -125,6 +125,11 @@ class TrainConfig:
         return cls(**values)
 
 
+def refit_length(best_step: int, patience: int, eval_every: int) -> int:
+    """Steps of the refit on trainval: the best step plus the patience (Snell et al.'s trainval.py)."""
+    return best_step + patience * eval_every
+
+
 FIELDS = tuple(f.name for f in fields(TrainConfig))
 # Fields that say how a run executes, not what it computes.
 EXECUTION_FIELDS = ("device", "checkpoint_every", "checkpoint_minutes")

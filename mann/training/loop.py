@@ -40,7 +40,7 @@ from mann.models.protocol import hide_query_labels, parameter_count, query_hits,
 from mann.models.registry import build_learner
 from mann.provenance import run_environment
 from mann.stats import mean_ci95
-from mann.training.config import TrainConfig
+from mann.training.config import TrainConfig, refit_length
 from mann.training.data import RunSplits
 from mann.training.device import keep_freed_memory, resolve_device
 from mann.training.events import write_events
@@ -94,9 +94,9 @@ def train(
     # Training time of earlier invocations: phase 1's part of it, plus the refit's when it resumes.
     before = first["elapsed_before"] if first_runs_now else first["train_time"]
     if config.refit:
-        refit_steps = first["best_step"] + config.patience * config.eval_every
-        result = run_phase(config, 2, splits.trainval, None, refit_steps, device, out, state, progress, on_step,
-                           on_write, first_phase=first)
+        refit_steps = refit_length(first["best_step"], config.patience, config.eval_every)
+        result = run_phase(config, 2, splits.trainval, None, refit_steps, device, out, state, progress, on_step, on_write,
+                           first_phase=first)
         before += result["elapsed_before"]
 
     learner = result["learner"]
