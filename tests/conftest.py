@@ -160,6 +160,16 @@ def train_on(config, store, out, **kwargs) -> dict:
     return train(config, prepare_splits(store, config), out, **kwargs)
 
 
+def train_cut_at(config, store, out, step: int) -> None:
+    """:func:`train_on` interrupted (KeyboardInterrupt) as step ``step`` ends, before its checkpoint."""
+    def cut(at, steps):
+        if at == step:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_on(config, store, out, progress=False, on_step=cut)
+
+
 def corner_store(n_background: int = 300, n_evaluation: int = 200, seed: int = 0) -> OmniglotStore:
     """Characters told apart only by an 8x8 corner pattern, the rest of each image fresh noise.
 

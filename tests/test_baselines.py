@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import mann.training.loop as loop
-from conftest import corner_store, decode_identity, train_on
+from conftest import corner_store, decode_identity, train_cut_at, train_on
 from episodes import EpisodeSampler, UsageError, fixed_episodes, make_split
 from episodes.omniglot import OmniglotStore
 from mann.commands import main
@@ -226,13 +226,7 @@ def test_an_interrupted_baseline_resumes_to_the_same_numbers(model, learn2learn,
     config = make_config(model, 5, steps=8, **base)
     assert config.maml_impl == (None if model == "protonet" else "vectorized")  # the default is what resumes
     straight = train_on(config, hard_store, tmp_path / "straight", progress=False)
-
-    def kill_at_step_5(step, steps):
-        if step == 5:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_on(config, hard_store, tmp_path / "cut", progress=False, on_step=kill_at_step_5)
+    train_cut_at(config, hard_store, tmp_path / "cut", 5)
     assert not (tmp_path / "cut" / "summary.json").exists()
     resumed = train_on(config, hard_store, tmp_path / "cut", resume=True, progress=False)
     assert resumed["resumed_from_step"] == 3

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import train_on
+from conftest import train_cut_at, train_on
 from episodes import UsageError
 from mann.commands import main
 from mann.sweep.store import ResultStore
@@ -36,13 +36,7 @@ def test_same_seed_same_weights_and_resume_is_exact(store, tmp_path):
     a = train_on(config, store, tmp_path / "a", progress=False)
     b = train_on(config, store, tmp_path / "b", progress=False)
     assert a["final_train_loss"] == b["final_train_loss"]
-
-    def stop(step, steps):
-        if step == 5:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_on(config, store, tmp_path / "c", progress=False, on_step=stop)
+    train_cut_at(config, store, tmp_path / "c", 5)
     c = train_on(config, store, tmp_path / "c", resume=True, progress=False)
     assert (c["final_train_loss"], c["test_accuracy"]) == (a["final_train_loss"], a["test_accuracy"])
 

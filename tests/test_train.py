@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from episodes import UsageError
-from conftest import train_on
+from conftest import train_cut_at, train_on
 from mann.training.config import make_config
 from mann.models.mann import MANN
 
@@ -58,13 +58,7 @@ def test_a_run_cut_off_between_step_checkpoints_resumes_from_its_last_minutes(st
     # 1,000 steps, it resumes from step 24 (not 0) and ends with the uninterrupted run's numbers.
     config = make_config(**{**TINY, "checkpoint_every": 1000, "checkpoint_minutes": 1e-9})
     straight = train_on(config, store, tmp_path / "straight", progress=False)
-
-    def cut(step, steps):
-        if step == 25:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_on(config, store, tmp_path / "cut", progress=False, on_step=cut)
+    train_cut_at(config, store, tmp_path / "cut", 25)
     resumed = train_on(config, store, tmp_path / "cut", resume=True, progress=False)
     assert resumed["resumed_from_step"] == 24
     assert (resumed["final_train_loss"], resumed["test_accuracy"]) == (straight["final_train_loss"],
