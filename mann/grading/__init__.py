@@ -1,13 +1,8 @@
 """Grade CS330 MANN homework submissions (``mann grade``).
 
-<<<<<<< HEAD
 submission.py   find folders / zips, check their layout, stage clean copies (links refused)
 zips.py         read a submission's zip as untrusted: entries, sizes, ratio checked before any byte
-rubric.py       the rubric (default_rubric.toml): tests, points, visibility, limits
-=======
-submission.py   find folders / zips, check their layout, stage clean copies
 rubric.py       the rubric (default_rubric.toml; xcs330_rubric.toml, by name): tests, points, visibility, limits
->>>>>>> grading-14-checks
 reference.py    what submissions are compared with: store, PNG tree, splits, image index
 isolation.py    the sandbox's isolation level: bubblewrap namespaces, or the fallback
 runner.py       the grader side of the sandbox; sandbox/ runs inside it
