@@ -10,7 +10,8 @@ Packages (data flows down the list; each imports only those above it):
   mann.bench       benchmarks against starter-style baselines
   mann.grading     grading homework submissions in a sandbox
   mann.commands    the ``mann`` command, one module per subcommand
-mann.stats (confidence intervals) and mann.provenance (versions, timestamps) serve every layer.
+mann.stats (confidence intervals), mann.provenance (versions, timestamps) and mann.signals
+(SIGTERM / Ctrl-C as a clean stop) serve every layer.
 
 ``from mann import MANN, loss_function`` loads the model on first use.
 """

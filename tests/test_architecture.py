@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # Lower layers first: a module may import its own layer and those before it, never a later one.
-LAYERS = ["episodes", "mann.stats", "mann.provenance", "mann.models", "mann.training", "mann.sweep",
+LAYERS = ["episodes", "mann.stats", "mann.provenance", "mann.signals", "mann.models", "mann.training", "mann.sweep",
           "mann.reporting", "mann.grading", "mann.bench", "mann.commands"]
 
 

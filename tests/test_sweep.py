@@ -16,9 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from episodes import UsageError
 from mann.commands import build_parser, main
+from mann.signals import Stopped
 from mann.sweep.executors import ProcessExecutor, make_executor
 from mann.commands.sweep import spec_from_args
 from mann.sweep.grid import expand, preset_mapping, preset_names, spec_from_mapping
@@ -342,6 +344,38 @@ def test_workers_end_when_their_sweep_is_killed(tmp_path):
             pass
 
 
+@pytest.mark.slow
+def test_ctrl_c_stops_a_sweep_and_its_workers_with_every_cell_checkpointed(tmp_path):
+    # A terminal's Ctrl-C reaches the sweep and its workers at once (one process group).
+    mapping = {"ways": [2, 3], "shots": [1], "hidden": [8], "seeds": [0], **TINY, "steps": 1500,
+               "eval_every": 50, "checkpoint_every": 1500, "checkpoint_minutes": 0}
+    script = WORKERS_SCRIPT.format(tests=str(REPO / "tests"), mapping=mapping, results=str(tmp_path / "results"),
+                                   runs=str(tmp_path / "runs"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list((tmp_path / "runs").glob("tiny/*/log.csv"))) < 2:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the workers did not start training in 120 s"
+            time.sleep(0.02)
+        workers = children(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=60) != 0
+        deadline = time.monotonic() + 30
+        while any(is_worker(w) for w in workers):
+            assert time.monotonic() < deadline, "a worker outlived its sweep by 30 s"
+            time.sleep(0.1)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    steps = [torch.load(c, weights_only=False)["step"] for c in sorted((tmp_path / "runs").glob("tiny/*/checkpoint.pt"))]
+    assert len(steps) == 2 and all(50 <= s < 1500 for s in steps), steps
+
+
 def is_worker(pid: int) -> bool:
     """Whether pid is still a running (not zombie) multiprocessing worker."""
     try:
@@ -464,6 +498,38 @@ def test_a_killed_worker_fails_only_its_cells_and_a_rerun_completes_them(store, 
     rerun = run_sweep(spec, store, tmp_path / "results", tmp_path / "runs", progress=False)
     assert rerun.ran == len(outcome.failed) and not rerun.failed
     assert ResultStore(tmp_path / "results" / "killed").finished() == set(latest)
+
+
+@pytest.mark.slow
+def test_a_worker_told_to_stop_stops_the_sweep_with_every_cell_checkpointed(store, tmp_path):
+    # SIGTERM to one worker (a job scheduler's, a user's kill): its cell and the other worker's
+    # stop at the end of their steps with checkpoints there, and the rerun resumes both to the
+    # numbers of a sweep never stopped.
+    spec = tiny_spec(name="stopped", seeds=[0], steps=1500, eval_every=50, checkpoint_every=1500,
+                     checkpoint_minutes=0)
+    runs = tmp_path / "runs" / "stopped"
+
+    def stop_a_worker_once_both_train():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if len(list(runs.glob("*/log.csv"))) == 2:
+                os.kill(multiprocessing.active_children()[0].pid, signal.SIGTERM)
+                return
+            time.sleep(0.01)
+
+    stopper = threading.Thread(target=stop_a_worker_once_both_train)
+    stopper.start()
+    with pytest.raises(Stopped, match="its checkpoint is saved"):
+        run_sweep(spec, store, tmp_path / "results", tmp_path / "runs", make_executor("local", 2, 1), progress=False)
+    stopper.join()
+    assert not ResultStore(tmp_path / "results" / "stopped").latest()  # no cell counted as done or failed
+    steps = [torch.load(c, weights_only=False)["step"] for c in sorted(runs.glob("*/checkpoint.pt"))]
+    assert len(steps) == 2 and all(50 <= s < 1500 for s in steps), steps
+    rerun = run_sweep(spec, store, tmp_path / "results", tmp_path / "runs", progress=False)
+    assert rerun.ran == 2 and not rerun.failed
+    never_stopped = tmp_path / "never"
+    run_sweep(spec, store, never_stopped / "results", never_stopped / "runs", progress=False)
+    assert outcome_rows(tmp_path / "results" / "stopped") == outcome_rows(never_stopped / "results" / "stopped")
 
 
 def test_carried_checkpoints_resume_a_sweep_on_a_fresh_clone(store, serial, tmp_path):

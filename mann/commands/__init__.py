@@ -7,7 +7,10 @@ bench.py  mann bench    data.py   mann data     grade.py   mann grade
 A mistake the user can fix (:class:`episodes.errors.UsageError`) is printed as
 one line, ``mann: error: ...``, with exit status 2 and no traceback. Building
 the parser imports no torch, numpy or pandas (the packages below load their
-modules on first use), so ``mann --help`` answers at once.
+modules on first use), so ``mann --help`` answers at once. A command stopped
+by SIGTERM or Ctrl-C (:mod:`mann.signals`) says where it stopped and exits
+with 128 + the signal's number; training stops at the end of its step, with
+a checkpoint, so the same command resumes it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import argparse
 import sys
 
 from episodes.errors import UsageError
+from mann.signals import Stopped
 from mann.commands import bench, data, grade, lake, report, sweep, train
 
 # Each module adds one subcommand; in the order of the help text.
@@ -39,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"mann: error: {err}", file=sys.stderr)
         return 2
+    except Stopped as stop:
+        print(f"mann: {stop}", file=sys.stderr)
+        return stop.exit_status
     except KeyboardInterrupt:
         print("mann: interrupted", file=sys.stderr)
         return 130

@@ -4,7 +4,7 @@ Per submission, ``<out>/<name>/results.json`` (Gradescope's format) and
 ``<out>/<name>/report.md``; for the run, ``<out>/gradebook.csv`` and
 ``<out>/summary.md``. Every input is checked before any grading starts; the
 entries of a class folder that are not graded are said on stderr and listed
-in summary.md. SIGTERM or Ctrl-C stops the run cleanly (mann/grading/signals.py):
+in summary.md. SIGTERM or Ctrl-C stops the run cleanly (mann/signals.py):
 the sandbox and its temp folders are gone, the gradebook of everyone graded so
 far is written, and the exit status is 128 + the signal's number.
 ``mann grade --make-autograder autograder.zip`` grades nothing: it writes
@@ -24,7 +24,7 @@ from episodes.errors import UsageError
 from episodes.files import ensure_writable_dir
 from mann import grading
 from mann.commands.args import add_data_args, load_store, positive_int
-from mann.grading.signals import Stopped, stop_on_signals
+from mann.signals import Stopped, stop_on_signals
 
 
 def add_parser(sub) -> None:

@@ -11,7 +11,6 @@ checks_*.py     the test battery (battery.py lists it): inputs out, verdicts in
 coverage.py     what the distinct characters of a split's episodes say about its size
 grade.py        run a rubric on submissions; parallel.py: a class on N sandboxes at once
 outputs.py      with gradescope.py / feedback.py / gradebook.py: results.json, report.md, gradebook.csv, summary.md
-signals.py      SIGTERM / Ctrl-C as an exception that unwinds the clean-up (exit 128 + signal)
 specimens/      a correct submission and its known-bug variants (demo, tests, generated classes)
 autograder.py   Gradescope's autograder zip (``mann grade --make-autograder``; templates in
                 autograder_files/) and the steps its setup.sh and run_autograder call

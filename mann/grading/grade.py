@@ -30,7 +30,7 @@ from mann.grading.check import Verdict
 from mann.grading.reference import Reference
 from mann.grading.rubric import Part, Rubric, TestSpec
 from mann.grading.runner import PART_NAMES, Sandbox
-from mann.grading.signals import signals_held
+from mann.signals import signals_held
 from mann.grading.submission import Submission, stage
 
 

@@ -17,6 +17,7 @@ import pickle
 import signal
 import sys
 import tempfile
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from pathlib import Path
 from episodes.errors import UsageError
 from episodes.omniglot import OmniglotStore
 from episodes.prefetch import available_cores
+from mann.signals import Stopped
 from mann.sweep.cell_runner import CellResult, failed_result, run_cell
 from mann.sweep.grid import Cell
 from mann.sweep.progress import Emit, Throttle
@@ -84,14 +86,21 @@ def _init_worker(store_file: str, threads: int, queue, sweep_pid: int) -> None:
 
     torch.set_num_threads(threads)
     with open(store_file, "rb") as f:
-        _WORKER.update(store=pickle.load(f), queue=queue)
+        _WORKER.update(store=pickle.load(f), queue=queue, sweep_pid=sweep_pid)
 
 
 def _work_in_process(cell: Cell, run_dir: Path) -> CellResult:
     queue = _WORKER["queue"]
-    queue.put(("start", cell.id, None))
+    queue.put(("start", cell.id, os.getpid()))
     throttle = Throttle(cell.id, lambda kind, cid, payload: queue.put((kind, cid, payload)))
-    return run_cell(cell, _WORKER["store"], run_dir, on_step=throttle)
+    try:
+        return run_cell(cell, _WORKER["store"], run_dir, on_step=throttle)
+    except Stopped as stop:
+        # Stopped at the end of a step, checkpoint written. If the SIGTERM came from the
+        # sweep's end (end_with_sweep), no one is left to tell: the pool would wait for work forever.
+        if os.getppid() != _WORKER["sweep_pid"]:
+            os._exit(stop.exit_status)
+        raise
 
 
 @dataclass
@@ -114,7 +123,7 @@ class ProcessExecutor:
         """Run cells until done or the pool breaks; return the cells still to run."""
         context = multiprocessing.get_context("spawn")
         queue = context.Queue()
-        started: set[str] = set()
+        started: dict[str, int] = {}  # cell id: the pid of the worker that runs it
         finished: set[str] = set()
 
         def drain() -> None:
@@ -126,7 +135,7 @@ class ProcessExecutor:
                 if cell_id in finished:
                     continue
                 if kind == "start":
-                    started.add(cell_id)
+                    started[cell_id], payload = payload, None
                 emit(kind, cell_id, payload)
 
         broken: str | None = None
@@ -155,9 +164,23 @@ class ProcessExecutor:
                             continue
                         finished.add(cell.id)
                         emit("done", cell.id, result)
-            except BaseException:
-                # Ctrl-C: the workers got the SIGINT too; start no further cell and wait for them to stop.
-                pool.shutdown(wait=True, cancel_futures=True)
+            except BaseException as err:
+                # Ctrl-C: the workers got the SIGINT too. A stop signal sent to one worker alone
+                # (its Stopped, from its future) is passed on to those still running a cell. Each
+                # stops at the end of its step with a checkpoint; start no further cell.
+                processes = list(getattr(pool, "_processes", {}).values())
+                pool.shutdown(wait=False, cancel_futures=True)
+                if isinstance(err, Stopped):
+                    for future, cell in futures.items():
+                        if not future.done() and cell.id in started:
+                            try:
+                                os.kill(started[cell.id], signal.SIGTERM)
+                            except ProcessLookupError:  # it ended meanwhile
+                                pass
+                # Read their progress while they finish: a worker cannot exit with its queue unflushed.
+                while any(process.is_alive() for process in processes):
+                    drain()
+                    time.sleep(0.05)
                 raise
             if broken is not None:
                 # CPython's pool terminates the surviving workers of a broken pool, but misses one

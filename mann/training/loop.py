@@ -39,6 +39,7 @@ from episodes.splits import Split
 from mann.models.protocol import hide_query_labels, parameter_count, query_hits, query_loss
 from mann.models.registry import build_learner
 from mann.provenance import run_environment
+from mann.signals import Stopped, stop_at_safe_point
 from mann.stats import mean_ci95
 from mann.training.config import TrainConfig, refit_length
 from mann.training.data import RunSplits
@@ -194,57 +195,65 @@ def run_phase(
     t0 = time.perf_counter() - elapsed
     saved_at = time.perf_counter()
     step = start_step
-    while step < steps and not stopped:
-        step += 1
-        images, labels = batches.next()
-        logits = learner.scores(images, hide_query_labels(labels, queries), training=True)
-        loss = query_loss(logits, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if schedule is not None:
-            schedule.step()
-        window["loss"] += loss.detach()
-        window["acc"] += query_hits(logits.detach(), labels).float().mean()
-        window["steps"] += 1
-        bar.update(1)
-        if on_step is not None:
-            on_step(step, steps)
-        wrote = False
-        if step % config.eval_every == 0 or step == steps:
-            row = {"step": step, "train_loss": window["loss"].item() / window["steps"],
-                   "train_acc": window["acc"].item() / window["steps"]}
-            if val_batches is not None:
-                val_acc, val_loss = evaluate(learner, val_batches, queries=config.validation_queries)
-                row.update(val_loss=val_loss, val_acc=float(val_acc.mean()))
-                if val_loss < best["loss"]:
-                    best = {"loss": val_loss, "step": step, "wait": 0,
-                            "model": clone_state(learner.module) if config.patience else None}
-                else:
-                    best["wait"] += 1
-                stopped = patience_ran_out(best, config.patience)
-            row["wall_s"] = time.perf_counter() - t0
-            log_rows.append(row)
-            write_log(log_file, log_rows)
-            write_events(out, log_rows, phase)
-            wrote = True
-            bar.set_postfix(loss=f"{row['train_loss']:.3f}",
-                            **({"val_acc": f"{row['val_acc']:.3f}"} if "val_acc" in row else {}))
-            window["loss"].zero_()
-            window["acc"].zero_()
-            window["steps"] = 0
-        overdue = config.checkpoint_minutes and time.perf_counter() - saved_at >= 60 * config.checkpoint_minutes
-        if step % config.checkpoint_every == 0 or step == steps or stopped or overdue:
-            save_checkpoint(out / "checkpoint.pt", {
-                "config": config.to_dict(), "phase": phase, "step": step, "model": learner.module.state_dict(),
-                "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict() if schedule else None,
-                "sampler_generator": batches.state(), "window": {**window}, "log": log_rows, "best": best,
-                "elapsed": time.perf_counter() - t0, "first_phase": first_phase,
-            })
-            saved_at = time.perf_counter()
-            wrote = True
-        if wrote and on_write is not None:
-            on_write()
+    notice = "stopping after this step, with a checkpoint"
+    with stop_at_safe_point(notice) as stop_signal:
+        while step < steps and not stopped:
+            step += 1
+            images, labels = batches.next()
+            logits = learner.scores(images, hide_query_labels(labels, queries), training=True)
+            loss = query_loss(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if schedule is not None:
+                schedule.step()
+            window["loss"] += loss.detach()
+            window["acc"] += query_hits(logits.detach(), labels).float().mean()
+            window["steps"] += 1
+            bar.update(1)
+            if on_step is not None:
+                on_step(step, steps)
+            wrote = False
+            if step % config.eval_every == 0 or step == steps:
+                row = {"step": step, "train_loss": window["loss"].item() / window["steps"],
+                       "train_acc": window["acc"].item() / window["steps"]}
+                if val_batches is not None:
+                    val_acc, val_loss = evaluate(learner, val_batches, queries=config.validation_queries)
+                    row.update(val_loss=val_loss, val_acc=float(val_acc.mean()))
+                    if val_loss < best["loss"]:
+                        best = {"loss": val_loss, "step": step, "wait": 0,
+                                "model": clone_state(learner.module) if config.patience else None}
+                    else:
+                        best["wait"] += 1
+                    stopped = patience_ran_out(best, config.patience)
+                row["wall_s"] = time.perf_counter() - t0
+                log_rows.append(row)
+                write_log(log_file, log_rows)
+                write_events(out, log_rows, phase)
+                wrote = True
+                bar.set_postfix(loss=f"{row['train_loss']:.3f}",
+                                **({"val_acc": f"{row['val_acc']:.3f}"} if "val_acc" in row else {}))
+                window["loss"].zero_()
+                window["acc"].zero_()
+                window["steps"] = 0
+            overdue = config.checkpoint_minutes and time.perf_counter() - saved_at >= 60 * config.checkpoint_minutes
+            signalled = stop_signal()
+            if step % config.checkpoint_every == 0 or step == steps or stopped or overdue or signalled:
+                save_checkpoint(out / "checkpoint.pt", {
+                    "config": config.to_dict(), "phase": phase, "step": step, "model": learner.module.state_dict(),
+                    "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict() if schedule else None,
+                    "sampler_generator": batches.state(), "window": {**window}, "log": log_rows, "best": best,
+                    "elapsed": time.perf_counter() - t0, "first_phase": first_phase,
+                })
+                saved_at = time.perf_counter()
+                wrote = True
+            if wrote and on_write is not None:
+                on_write()
+            if signalled:
+                bar.close()
+                batches.close()
+                raise Stopped(signalled, f"after step {step} of {config.label} in {out}: its checkpoint is saved, "
+                                         "and the same command resumes from it")
     bar.close()
     batches.close()
     result = {
