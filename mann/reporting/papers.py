@@ -28,7 +28,7 @@ class Published:
 
 
 # Snell et al. (2017), Table 1 (Vinyals split, 1,000 test episodes; no intervals given for Omniglot).
-# Finn et al. (2017), Table 1 (conv learner; own 1200/423 character split with rotations; 600 episodes).
+# Finn et al. (2017), Table 1 (conv learner; own 1100/100/423 train/val/test character split with rotations; 600 episodes).
 PUBLISHED: dict[tuple[str, int, int], Published] = {
     ("protonet", 5, 1): Published(98.8, None, "Snell et al. 2017"),
     ("protonet", 5, 5): Published(99.7, None, "Snell et al. 2017"),

@@ -207,7 +207,7 @@ def write_sweep_report(folder: str | Path, out: str | Path | None = None) -> Pat
         lines += ["## Beside the papers (vinyals protocol; ours ± 95% CI over the fixed test episodes)", "",
                   beside.to_markdown(index=False, disable_numparse=True), "",
                   "Published: Snell et al. (2017) Table 1 (no intervals given for Omniglot); Finn et al. (2017) "
-                  "Table 1 (± 95% CI over 600 episodes, on their own 1200/423 character split with rotations).", ""]
+                  "Table 1 (± 95% CI over 600 episodes, on their own 1100/100/423 character split with rotations).", ""]
     if not running.empty:
         lines += progress_lines(folder, out, running)
     else:  # every cell finished: an earlier report's progress files would be stale
