@@ -170,7 +170,10 @@ def test_papers_protocol_table_joins_stores_finished_training_and_missing_cells(
     (protonets / "checkpoints" / "p5").mkdir(parents=True)
     (protonets / "checkpoints" / "p5" / "log.csv").write_text(
         "step,val_loss,val_acc,wall_s\n100,0.5,0.9,360\n200,0.2,0.97,720\n300,0.3,0.96,1080\n")
-    mann = store("mann-omniglot", {"m1": {"model": "mann", "ways": 5, "shots": 1, "split": "vinyals", "lr": 1e-3}})
+    mann_cell = {"model": "mann", "ways": 5, "shots": 1, "split": "vinyals", "lr": 1e-3}
+    mann = store("mann-omniglot", {"m1": mann_cell, "m5": {**mann_cell, "shots": 5}})
+    (mann / "checkpoints" / "m5").mkdir(parents=True)
+    (mann / "checkpoints" / "m5" / "checkpoint.pt").write_bytes(b"")  # saved before its first evaluation
     maml = store("maml-omniglot", {"c1": {"model": "maml-cnn", "ways": 5, "shots": 1, "split": "vinyals",
                                           "lr": 1e-3, "lr_halve_every": 100, "patience": 2, "eval_every": 100,
                                           "refit": True}})
@@ -192,6 +195,7 @@ def test_papers_protocol_table_joins_stores_finished_training_and_missing_cells(
     assert table.loc[("protonet", 20, 5), "status"] == (
         "train (early stopping on val): step 300, best val acc 97.0% at step 200")
     assert table.loc[("mann", 5, 1), "status"] == "not started"
+    assert table.loc[("mann", 5, 5), "status"] == "started: no validation yet"
     assert table.loc[("maml-cnn", 20, 5), ["status", "published %"]].tolist() == [
         "not run (no cell of the stores given)", "98.9 ± 0.2"]
     assert list(table.index.get_level_values("model").unique()) == ["protonet", "maml-cnn", "mann", "maml-fc"]

@@ -20,6 +20,7 @@ from mann.models.hyperparameters import model_label
 from mann.reporting.papers import PUBLISHED, papers_table, published_columns, test_ways
 from mann.reporting.progress import progress_rows
 from mann.reporting.tables import collect_sweep
+from mann.sweep.carry import CARRY_FOLDER
 from mann.sweep.store import ResultStore
 
 COLUMNS = ["model", "N", "K", "status", "ours % (95% CI)", "published %", "ours − published", "source", "steps",
@@ -56,6 +57,9 @@ def store_rows(folder: Path) -> list[dict]:
                                  + f", best val acc {p['val acc % at best']}% at step {p['best step']:,}")
                 row["hours"] = p["hours so far"]
                 row["split"] = config["split"]  # the fingerprint comes with the cell's test results
+            elif (folder / CARRY_FOLDER / cell / "checkpoint.pt").exists():
+                row["status"] = "started: no validation yet"
+                row["split"] = config["split"]
             else:
                 row["status"] = "not started"
             rows.append(row)
