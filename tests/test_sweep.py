@@ -519,7 +519,7 @@ def test_a_worker_told_to_stop_stops_the_sweep_with_every_cell_checkpointed(stor
 
     stopper = threading.Thread(target=stop_a_worker_once_both_train)
     stopper.start()
-    with pytest.raises(Stopped, match="its checkpoint is saved"):
+    with pytest.raises(Stopped, match="checkpoint in"):
         run_sweep(spec, store, tmp_path / "results", tmp_path / "runs", make_executor("local", 2, 1), progress=False)
     stopper.join()
     assert not ResultStore(tmp_path / "results" / "stopped").latest()  # no cell counted as done or failed

@@ -87,7 +87,7 @@ def test_a_stopped_run_keeps_its_last_step_and_resumes_to_the_same_numbers(signu
     [stopped] = [line for line in err.splitlines() if line.startswith("mann: stopped by")]
     step = int(stopped.split("after step ")[1].split()[0])
     assert 50 <= step < STEPS, stopped
-    assert "the same command resumes" in stopped
+    assert "--resume" in stopped and str(tmp_path / "cut") in stopped
     state = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)
     assert state["step"] == step  # the stop's own checkpoint, not an older one
     assert not (tmp_path / "cut" / "summary.json").exists()

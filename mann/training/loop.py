@@ -252,8 +252,8 @@ def run_phase(
             if signalled:
                 bar.close()
                 batches.close()
-                raise Stopped(signalled, f"after step {step} of {config.label} in {out}: its checkpoint is saved, "
-                                         "and the same command resumes from it")
+                raise Stopped(signalled, f"after step {step} of {steps}, checkpoint in {out}: the same flags with "
+                                         "--resume (mann train), or the same mann sweep, continue from it")
     bar.close()
     batches.close()
     result = {
