@@ -46,6 +46,21 @@ class Stopped(BaseException):
 
 
 @contextmanager
+def stop_signals_to(handler: Callable) -> Iterator[None]:
+    """Within: ``handler`` takes SIGTERM and SIGINT; the previous handlers are restored after.
+    Off the main thread, where Python runs no handler, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.signal(number, handler) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, signal.SIG_DFL if old is None else old)
+
+
+@contextmanager
 def stop_on_signals() -> Iterator[None]:
     """Within: SIGTERM and SIGINT raise Stopped; the previous handlers are restored after.
 
@@ -53,9 +68,6 @@ def stop_on_signals() -> Iterator[None]:
     supervisor repeating its SIGTERM) would otherwise interrupt the clean-up
     that the first one started.
     """
-    if threading.current_thread() is not threading.main_thread():  # Python runs handlers there only
-        yield
-        return
     received: list[int] = []
 
     def handler(signum, frame):
@@ -65,12 +77,8 @@ def stop_on_signals() -> Iterator[None]:
         received.append(signum)
         raise Stopped(signum)
 
-    previous = {number: signal.signal(number, handler) for number in STOP_SIGNALS}
-    try:
+    with stop_signals_to(handler):
         yield
-    finally:
-        for number, old in previous.items():
-            signal.signal(number, signal.SIG_DFL if old is None else old)
 
 
 @contextmanager
@@ -83,9 +91,6 @@ def stop_at_safe_point(notice: str) -> Iterator[Callable[[], int | None]]:
     ``notice`` is printed to stderr when the first signal arrives: what happens before the stop.
     """
     received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: None
-        return
 
     def handler(signum, frame):
         if received:
@@ -93,12 +98,8 @@ def stop_at_safe_point(notice: str) -> Iterator[Callable[[], int | None]]:
         received.append(signum)
         print(f"mann: {signal.Signals(signum).name}: {notice} (send it again to stop at once)", file=sys.stderr)
 
-    previous = {number: signal.signal(number, handler) for number in STOP_SIGNALS}
-    try:
+    with stop_signals_to(handler):
         yield lambda: received[0] if received else None
-    finally:
-        for number, old in previous.items():
-            signal.signal(number, signal.SIG_DFL if old is None else old)
 
 
 @contextmanager

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -312,12 +313,10 @@ def children(pid: int) -> list[int]:
     return found
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers end with their sweep through Linux's prctl")
-def test_workers_end_when_their_sweep_is_killed(tmp_path):
-    # A sweep killed outright cannot stop its pool: its workers must not train on as orphans
-    # beside the rerun that resumes their cells.
-    mapping = {"ways": [2, 3], "shots": [1], "hidden": [8], "seeds": [0], **TINY, "steps": 10**6}
+@contextmanager
+def sweep_with_two_training_workers(tmp_path: Path, mapping: dict):
+    """A 2-worker sweep of ``mapping`` in its own process group; yields (its process, its workers' pids)
+    once both workers train, and kills whatever is left of the group on the way out."""
     script = WORKERS_SCRIPT.format(tests=str(REPO / "tests"), mapping=mapping, results=str(tmp_path / "results"),
                                    runs=str(tmp_path / "runs"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
@@ -328,15 +327,8 @@ def test_workers_end_when_their_sweep_is_killed(tmp_path):
         while len(list((tmp_path / "runs").glob("tiny/*/log.csv"))) < 2:  # both workers are training
             assert proc.poll() is None, proc.stderr.read().decode()
             assert time.monotonic() < deadline, "the workers did not start training in 120 s"
-            time.sleep(0.1)
-        workers = children(proc.pid)
-        assert len(workers) == 2
-        proc.kill()  # the sweep alone, not its process group
-        proc.wait()
-        deadline = time.monotonic() + 30
-        while any(is_worker(w) for w in workers):
-            assert time.monotonic() < deadline, "a worker outlived its sweep by 30 s"
-            time.sleep(0.1)
+            time.sleep(0.02)
+        yield proc, children(proc.pid)
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the sweep's group, had the test failed
@@ -344,34 +336,35 @@ def test_workers_end_when_their_sweep_is_killed(tmp_path):
             pass
 
 
+def wait_until_gone(workers: list[int]) -> None:
+    deadline = time.monotonic() + 30
+    while any(is_worker(w) for w in workers):
+        assert time.monotonic() < deadline, "a worker outlived its sweep by 30 s"
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers end with their sweep through Linux's prctl")
+def test_workers_end_when_their_sweep_is_killed(tmp_path):
+    # A sweep killed outright cannot stop its pool: its workers must not train on as orphans
+    # beside the rerun that resumes their cells.
+    mapping = {"ways": [2, 3], "shots": [1], "hidden": [8], "seeds": [0], **TINY, "steps": 10**6}
+    with sweep_with_two_training_workers(tmp_path, mapping) as (proc, workers):
+        assert len(workers) == 2
+        proc.kill()  # the sweep alone, not its process group
+        proc.wait()
+        wait_until_gone(workers)
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_a_sweep_and_its_workers_with_every_cell_checkpointed(tmp_path):
     # A terminal's Ctrl-C reaches the sweep and its workers at once (one process group).
     mapping = {"ways": [2, 3], "shots": [1], "hidden": [8], "seeds": [0], **TINY, "steps": 1500,
                "eval_every": 50, "checkpoint_every": 1500, "checkpoint_minutes": 0}
-    script = WORKERS_SCRIPT.format(tests=str(REPO / "tests"), mapping=mapping, results=str(tmp_path / "results"),
-                                   runs=str(tmp_path / "runs"))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while len(list((tmp_path / "runs").glob("tiny/*/log.csv"))) < 2:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "the workers did not start training in 120 s"
-            time.sleep(0.02)
-        workers = children(proc.pid)
+    with sweep_with_two_training_workers(tmp_path, mapping) as (proc, workers):
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(timeout=60) != 0
-        deadline = time.monotonic() + 30
-        while any(is_worker(w) for w in workers):
-            assert time.monotonic() < deadline, "a worker outlived its sweep by 30 s"
-            time.sleep(0.1)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        wait_until_gone(workers)
     steps = [torch.load(c, weights_only=False)["step"] for c in sorted((tmp_path / "runs").glob("tiny/*/checkpoint.pt"))]
     assert len(steps) == 2 and all(50 <= s < 1500 for s in steps), steps
 

@@ -168,7 +168,7 @@ class ProcessExecutor:
                 # Ctrl-C: the workers got the SIGINT too. A stop signal sent to one worker alone
                 # (its Stopped, from its future) is passed on to those still running a cell. Each
                 # stops at the end of its step with a checkpoint; start no further cell.
-                processes = list(getattr(pool, "_processes", {}).values())
+                processes = worker_processes(pool)
                 pool.shutdown(wait=False, cancel_futures=True)
                 if isinstance(err, Stopped):
                     for future, cell in futures.items():
@@ -185,7 +185,7 @@ class ProcessExecutor:
             if broken is not None:
                 # CPython's pool terminates the surviving workers of a broken pool, but misses one
                 # that was still starting, and then waits for it forever: stop them all here.
-                for process in list(getattr(pool, "_processes", {}).values()):
+                for process in worker_processes(pool):
                     process.kill()
         drain()
         queue.close()
@@ -198,6 +198,11 @@ class ProcessExecutor:
             emit("done", cell.id, failed_result(cell, run_dirs[cell.id], f"WorkerDied: {broken}"))
         lost_ids = {c.id for c in lost}
         return [c for c in cells if c.id not in finished and c.id not in lost_ids]
+
+
+def worker_processes(pool: ProcessPoolExecutor) -> list:
+    """The pool's worker processes now (CPython keeps them in a private dict, gone after shutdown)."""
+    return list((getattr(pool, "_processes", None) or {}).values())
 
 
 def make_executor(

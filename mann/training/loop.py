@@ -194,7 +194,7 @@ def run_phase(
         on_step(start_step, steps)
     t0 = time.perf_counter() - elapsed
     saved_at = time.perf_counter()
-    step = start_step
+    step, signalled = start_step, None
     notice = "stopping after this step, with a checkpoint"
     with stop_at_safe_point(notice) as stop_signal:
         while step < steps and not stopped:
@@ -250,12 +250,12 @@ def run_phase(
             if wrote and on_write is not None:
                 on_write()
             if signalled:
-                bar.close()
-                batches.close()
-                raise Stopped(signalled, f"after step {step} of {steps}, checkpoint in {out}: the same flags with "
-                                         "--resume (mann train), or the same mann sweep, continue from it")
+                break
     bar.close()
     batches.close()
+    if signalled:
+        raise Stopped(signalled, f"after step {step} of {steps}, checkpoint in {out}: the same flags with "
+                                 "--resume (mann train), or the same mann sweep, continue from it")
     result = {
         "learner": learner, "best_model": best["model"] if phase == 1 and config.patience else None,
         "best_step": best["step"], "best_loss": best["loss"], "steps": step, "start_step": start_step,
