@@ -87,6 +87,44 @@ def test_sweep_tables_pivot_n_by_k_per_hidden_with_seed_ci_computed_by_hand(tmp_
         assert (tmp_path / "fake" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_learning_curves_keep_models_apart_and_average_only_seeds(tmp_path):
+    import pandas as pd
+
+    from mann.reporting.plots import curve_lines, learning_curves
+
+    cells = [("proto", "protonet", 0, 0, 0.9), ("maml", "maml-cnn", 0, 0, 0.5),
+             ("mann0", "mann", 128, 0, 0.2), ("mann1", "mann", 128, 1, 0.4)]
+    rows = pd.DataFrame([{"cell": c, "model": m, "ways": 5, "shots": 1, "hidden": h, "seed": s}
+                         for c, m, h, s, _ in cells])
+    logs = {}
+    for cell, _, _, _, acc in cells:
+        logs[cell] = tmp_path / f"{cell}.csv"
+        logs[cell].write_text(f"step,val_acc\n100,{acc}\n200,{acc}\n")
+    lines = curve_lines(learning_curves(logs, rows, ["model"]), ["model"])[(5, 1)]
+    # Two models without a hidden size share N, K and hidden = 0: each keeps its own line, by name.
+    assert {label: [round(a, 9) for a in acc] for label, acc in lines.items()} == {
+        "maml-cnn": [50.0, 50.0], "mann H=128 (2 seeds)": [30.0, 30.0], "protonet": [90.0, 90.0]}
+    mann_only = rows[rows["model"] == "mann"]
+    mann_logs = {cell: logs[cell] for cell in mann_only["cell"]}
+    assert list(curve_lines(learning_curves(mann_logs, mann_only))[(5, 1)]) == ["H=128 (2 seeds)"]
+
+
+def test_accuracy_against_n_takes_every_n_a_model_was_tested_at():
+    import pandas as pd
+
+    from mann.reporting.tables import rows_per_test
+
+    rows = pd.DataFrame([
+        {"cell": "proto", "ways": 5, "also_test_ways": [20], "test_accuracy": 0.987, "test_ci95": 0.003,
+         "test_accuracy_N20": 0.949, "test_ci95_N20": 0.004},
+        {"cell": "mann", "ways": 5, "also_test_ways": float("nan"), "test_accuracy": 0.6, "test_ci95": 0.014,
+         "test_accuracy_N20": float("nan"), "test_ci95_N20": float("nan")},
+    ])
+    tests = rows_per_test(rows)
+    assert list(zip(tests["cell"], tests["ways"], tests["test_accuracy"], tests["test_ci95"])) == [
+        ("proto", 5, 0.987, 0.003), ("proto", 20, 0.949, 0.004), ("mann", 5, 0.6, 0.014)]
+
+
 def test_sweep_report_can_go_elsewhere_and_run_folders_still_need_out(tmp_path):
     fake_sweep(tmp_path / "fake", {(2, 1, 8): [0.7]})
     assert main(["report", str(tmp_path / "fake"), "--out", str(tmp_path / "elsewhere")]) == 0

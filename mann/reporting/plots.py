@@ -10,8 +10,10 @@ import matplotlib
 matplotlib.use("Agg")  # files only: never open a window, work without a display
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from episodes.files import atomic_write  # noqa: E402
+from mann.models.hyperparameters import model_label  # noqa: E402
 
 
 def write_plots(groups: pd.DataFrame, extras: list[str], logs: dict[str, Path], rows: pd.DataFrame,
@@ -27,9 +29,9 @@ def write_plots(groups: pd.DataFrame, extras: list[str], logs: dict[str, Path], 
     paths = [accuracy_vs_ways(groups, extras, out / "accuracy_vs_ways.png")]
     if groups["hidden"].nunique() > 1:
         paths.append(accuracy_vs_hidden(groups, extras, out / "accuracy_vs_hidden.png"))
-    curves = learning_curves(logs, rows)
+    curves = learning_curves(logs, rows, extras)
     if not curves.empty:
-        paths.append(plot_learning_curves(curves, out / "learning_curves.png"))
+        paths.append(plot_learning_curves(curves, extras, out / "learning_curves.png"))
     return paths
 
 
@@ -42,6 +44,17 @@ def _save(fig, path: Path) -> Path:
 
 def _label_extras(row, extras: list[str]) -> str:
     return "".join(f", {a}={row[a]}" for a in extras)
+
+
+def _step_tick(step: float, _position) -> str:
+    return f"{step / 1000:g}k" if abs(step) >= 1000 else f"{step:g}"
+
+
+def _step_axis(ax) -> None:
+    """Training steps run to 60,000: a few ticks written 20k, 40k, so that their labels never run together."""
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+    ax.xaxis.set_major_formatter(FuncFormatter(_step_tick))
+    ax.set_xlabel("training step")
 
 
 def accuracy_vs_ways(groups: pd.DataFrame, extras: list[str], path: Path) -> Path:
@@ -58,7 +71,7 @@ def accuracy_vs_ways(groups: pd.DataFrame, extras: list[str], path: Path) -> Pat
         ways = sorted(part["ways"].unique())
         ax.plot(ways, [100 / n for n in ways], color="grey", linestyle=":", label="chance")
         ax.set_xticks(ways)
-        ax.set_title(f"hidden = {hidden}")
+        ax.set_title(f"hidden = {hidden}" if hidden else ", ".join(sorted(map(model_label, part["model"].unique()))))
         ax.set_xlabel("N (classes per episode)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -87,8 +100,9 @@ def accuracy_vs_hidden(groups: pd.DataFrame, extras: list[str], path: Path) -> P
     return _save(fig, path)
 
 
-def learning_curves(logs: dict[str, Path], rows: pd.DataFrame) -> pd.DataFrame:
-    """Long table (ways, shots, hidden, seed, step, val_acc, train_loss) from the cells' logs."""
+def learning_curves(logs: dict[str, Path], rows: pd.DataFrame, extras: list[str] = ()) -> pd.DataFrame:
+    """Long table (model, ways, shots, hidden, seed, the ``extras`` axes, cell, step, val_acc, ...) from the
+    cells' logs."""
     frames = []
     by_cell = rows.set_index("cell")
     for cell, path in logs.items():
@@ -98,26 +112,50 @@ def learning_curves(logs: dict[str, Path], rows: pd.DataFrame) -> pd.DataFrame:
         if log.empty:
             continue
         row = by_cell.loc[cell]
-        frames.append(log.assign(ways=row["ways"], shots=row["shots"], hidden=row["hidden"], seed=row["seed"],
-                                 cell=cell))
+        axes = dict.fromkeys(["model", "ways", "shots", "hidden", "seed", *extras])
+        frames.append(log.assign(**{a: row[a] for a in axes}, cell=cell))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def plot_learning_curves(curves: pd.DataFrame, path: Path) -> Path:
-    """One panel per (N, K): validation accuracy against step, one line per hidden size (mean over seeds)."""
-    panels = sorted(curves.groupby(["ways", "shots"]).groups)
+def curve_lines(curves: pd.DataFrame, extras: list[str] = ()) -> dict[tuple[int, int], dict[str, pd.Series]]:
+    """The learning-curve panels: {(N, K): {line label: validation accuracy (%) by step, mean over seeds}}.
+
+    One line per model, hidden size and other varying axis (``extras``): cells that differ in anything
+    but the seed are never averaged together. A line is labelled by its hidden size (the MANN's
+    H=128) or, for models without one, by the model's name.
+    """
+    others = [a for a in extras if a not in ("model", "hidden")]
+    panels = {}
+    for (ways, shots), part in curves.groupby(["ways", "shots"], sort=True):
+        lines = {}
+        for _, line in part.groupby(["model", "hidden", *others], sort=True, dropna=False):
+            first = line.iloc[0]
+            hidden = first["hidden"]
+            has_hidden = bool(hidden) and not pd.isna(hidden)
+            names = [model_label(first["model"])] if "model" in extras or not has_hidden else []
+            names += [f"H={int(hidden)}"] if has_hidden else []
+            seeds = line["seed"].nunique()
+            label = " ".join(names) + _label_extras(first, others) + (f" ({seeds} seeds)" if seeds > 1 else "")
+            lines[label] = 100 * line.groupby("step")["val_acc"].mean()
+        panels[(int(ways), int(shots))] = lines
+    return panels
+
+
+def plot_learning_curves(curves: pd.DataFrame, extras: list[str], path: Path) -> Path:
+    """One panel per (N, K): validation accuracy against step, one line per model and hidden size (see
+    :func:`curve_lines`)."""
+    panels = curve_lines(curves, extras)
     cols = min(3, len(panels))
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
-    for ax, (ways, shots) in zip(axes.flat, panels):
-        part = curves[(curves["ways"] == ways) & (curves["shots"] == shots)]
-        for hidden, line in part.groupby("hidden", sort=True):
-            mean = line.groupby("step")["val_acc"].mean()
-            seeds = line["seed"].nunique()
-            ax.plot(mean.index, 100 * mean.values, label=f"H={hidden}" + (f" ({seeds} seeds)" if seeds > 1 else ""))
-        ax.axhline(100 / ways, color="grey", linestyle=":", linewidth=1)
+    for ax, ((ways, shots), lines) in zip(axes.flat, panels.items()):
+        for label, accuracy in lines.items():
+            ax.plot(accuracy.index, accuracy.values, label=label)
+        # Chance only where the curves come near it: at 20% it would squash ProtoNets' 98-99.6% flat.
+        if 100 / ways >= min(accuracy.min() for accuracy in lines.values()) - 5:
+            ax.axhline(100 / ways, color="grey", linestyle=":", linewidth=1, label="chance")
         ax.set_title(f"N={ways} K={shots}")
-        ax.set_xlabel("training step")
+        _step_axis(ax)
         ax.set_ylabel("validation accuracy (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -135,7 +173,7 @@ def plot_progress(logs: dict[str, Path], path: Path) -> Path:
         acc_ax.plot(log["step"], 100 * log["val_acc"], label=cell)
     loss_ax.set_yscale("log")
     for ax, what in ((loss_ax, "validation loss"), (acc_ax, "validation accuracy (%)")):
-        ax.set_xlabel("training step")
+        _step_axis(ax)
         ax.set_ylabel(what)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -16,7 +16,7 @@ from episodes.errors import UsageError
 from episodes.files import atomic_write_text
 from mann.models.hyperparameters import model_label
 from mann.models.mann import mann_parameter_count
-from mann.reporting.papers import papers_table
+from mann.reporting.papers import papers_table, tests_of
 from mann.reporting.progress import carried_logs, progress_rows
 from mann.stats import format_ci, mean_ci95_t
 from mann.sweep.store import ResultStore
@@ -136,6 +136,18 @@ def aggregate_seeds(rows: pd.DataFrame) -> pd.DataFrame:
                                          "final_train_loss", "train_time_s", "test_episodes"])
 
 
+def rows_per_test(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per test of each finished row: a cell also tested at other N (``also_test_ways``, one
+    ProtoNets model for the 5- and 20-way tests) gives a row for each, with that test's N, accuracy and CI."""
+    tests = []
+    for row in rows.to_dict("records"):
+        also = row.get("also_test_ways")
+        row = {**row, "also_test_ways": also if isinstance(also, list) else []}
+        tests += [{**row, "ways": ways, "test_accuracy": accuracy, "test_ci95": ci}
+                  for ways, accuracy, ci in tests_of(row)]
+    return pd.DataFrame(tests, columns=rows.columns)
+
+
 def varying_extras(groups: pd.DataFrame) -> list[str]:
     return [a for a in EXTRA_AXES if groups[a].nunique() > 1]
 
@@ -223,7 +235,9 @@ def write_sweep_report(folder: str | Path, out: str | Path | None = None) -> Pat
         lines += ["(plots skipped: matplotlib is not installed; pip install 'mann-bench[plots]')", ""]
     else:
         logs = {c: folder / "logs" / f"{c}.csv" for c in ok["cell"]}
-        plots = write_plots(groups, varying_extras(groups), logs, rows, out)
+        # Accuracy against N shows every N a model was tested at, not only the N it is filed under.
+        tested = aggregate_seeds(rows_per_test(ok))
+        plots = write_plots(tested, varying_extras(tested), logs, rows, out)
     if plots:
         lines += ["Plots: " + ", ".join(f"[{p.name}]({p.name})" for p in plots), ""]
     lines += session_lines(store.sessions(), rows)
