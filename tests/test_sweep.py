@@ -295,8 +295,14 @@ def test_worker_processes_give_the_serial_rows(store, serial, tmp_path):
 
 WORKERS_SCRIPT = CRASH_SCRIPT.replace(
     "from mann.sweep.run import run_sweep",
-    "from mann.sweep.run import run_sweep\nfrom mann.sweep.executors import make_executor",
-).replace("progress=False)", "make_executor('local', 2, 1), progress=False)")
+    "from mann.sweep.run import run_sweep\nfrom mann.sweep.executors import make_executor\nfrom mann.signals import Stopped",
+).replace(
+    "    run_sweep(spec, identity_store(), {results!r}, {runs!r}, progress=False)",
+    "    try:\n"
+    "        run_sweep(spec, identity_store(), {results!r}, {runs!r}, make_executor('local', 2, 1), progress=False)\n"
+    "    except Stopped as stop:  # as `mann sweep` exits\n"
+    "        sys.exit(stop.exit_status)",
+)
 
 
 def children(pid: int) -> list[int]:
@@ -322,18 +328,21 @@ def sweep_with_two_training_workers(tmp_path: Path, mapping: dict):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    workers: list[int] = []
     try:
         deadline = time.monotonic() + 120
         while len(list((tmp_path / "runs").glob("tiny/*/log.csv"))) < 2:  # both workers are training
             assert proc.poll() is None, proc.stderr.read().decode()
             assert time.monotonic() < deadline, "the workers did not start training in 120 s"
             time.sleep(0.02)
-        yield proc, children(proc.pid)
+        workers = children(proc.pid)
+        yield proc, workers
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the sweep's group, had the test failed
-        except ProcessLookupError:
-            pass
+        for pid in [proc.pid, *workers]:  # whatever is left, had the test failed (workers have their own group)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def wait_until_gone(workers: list[int]) -> None:
@@ -347,26 +356,45 @@ def wait_until_gone(workers: list[int]) -> None:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers end with their sweep through Linux's prctl")
 def test_workers_end_when_their_sweep_is_killed(tmp_path):
     # A sweep killed outright cannot stop its pool: its workers must not train on as orphans
-    # beside the rerun that resumes their cells.
-    mapping = {"ways": [2, 3], "shots": [1], "hidden": [8], "seeds": [0], **TINY, "steps": 10**6}
+    # beside the rerun that resumes their cells, and each stops as a SIGTERM would, with a checkpoint.
+    mapping = {"ways": [2, 3], "shots": [1], "hidden": [8], "seeds": [0], **TINY, "steps": 10**6,
+               "eval_every": 50, "checkpoint_every": 10**6, "checkpoint_minutes": 0}
     with sweep_with_two_training_workers(tmp_path, mapping) as (proc, workers):
         assert len(workers) == 2
-        proc.kill()  # the sweep alone, not its process group
+        proc.kill()
         proc.wait()
         wait_until_gone(workers)
+    assert len(list((tmp_path / "runs").glob("tiny/*/checkpoint.pt"))) == 2
 
 
 @pytest.mark.slow
 def test_ctrl_c_stops_a_sweep_and_its_workers_with_every_cell_checkpointed(tmp_path):
-    # A terminal's Ctrl-C reaches the sweep and its workers at once (one process group).
+    # A terminal's Ctrl-C goes to the sweep's process group: the sweep passes it on to its workers.
     mapping = {"ways": [2, 3], "shots": [1], "hidden": [8], "seeds": [0], **TINY, "steps": 1500,
                "eval_every": 50, "checkpoint_every": 1500, "checkpoint_minutes": 0}
     with sweep_with_two_training_workers(tmp_path, mapping) as (proc, workers):
         os.killpg(proc.pid, signal.SIGINT)
-        assert proc.wait(timeout=60) != 0
+        assert proc.wait(timeout=60) == 128 + signal.SIGINT, proc.stderr.read().decode()
         wait_until_gone(workers)
     steps = [torch.load(c, weights_only=False)["step"] for c in sorted((tmp_path / "runs").glob("tiny/*/checkpoint.pt"))]
     assert len(steps) == 2 and all(50 <= s < 1500 for s in steps), steps
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_sweep_alone_stops_its_workers_with_every_cell_checkpointed(tmp_path):
+    # `kill <pid of mann sweep>` or a job scheduler's SIGTERM reaches the sweep process only: it must
+    # pass the stop on, so that each worker checkpoints the step it is in, not only the last timed one,
+    # and the third cell, already queued for the first worker to come free, must not start.
+    mapping = {"ways": [2, 3, 4], "shots": [1], "hidden": [8], "seeds": [0], **TINY, "steps": 1500,
+               "eval_every": 50, "checkpoint_every": 1500, "checkpoint_minutes": 0}
+    with sweep_with_two_training_workers(tmp_path, mapping) as (proc, workers):
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM, proc.stderr.read().decode()
+        wait_until_gone(workers)
+    checkpoints = sorted((tmp_path / "runs").glob("tiny/*/checkpoint.pt"))
+    steps = [torch.load(c, weights_only=False)["step"] for c in checkpoints]
+    assert len(steps) == 2 and all(50 <= s < 1500 for s in steps), steps
+    assert [c.parent.name for c in checkpoints] == ["N3_K1_H8_seed0", "N4_K1_H8_seed0"]  # the costliest start first
 
 
 def is_worker(pid: int) -> bool:

@@ -26,13 +26,14 @@ from pathlib import Path
 from episodes.errors import UsageError
 from episodes.omniglot import OmniglotStore
 from episodes.prefetch import available_cores
-from mann.signals import Stopped
+from mann.signals import Stopped, stop_at_safe_point
 from mann.sweep.cell_runner import CellResult, failed_result, run_cell
 from mann.sweep.grid import Cell
 from mann.sweep.progress import Emit, Throttle
 from mann.sweep.ray_executor import RayExecutor, import_ray
 
 EXECUTORS = ("local", "ray")
+PASSING_THE_STOP_ON = "each worker stops after its step, with a checkpoint"
 
 
 def threads_per_worker(workers: int, threads: int | None = None) -> int:
@@ -62,34 +63,52 @@ _WORKER: dict = {}
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# The signal the kernel sends a worker when its sweep ends (see end_with_sweep).
+SWEEP_GONE = signal.SIGUSR1
+_SWEEP_GONE_SEEN: list[int] = []
 
 
 def end_with_sweep(sweep_pid: int) -> None:
-    """Have the kernel SIGTERM this worker when the sweep process ``sweep_pid`` that spawned it ends.
+    """Have the kernel stop this worker, as a SIGTERM would, when the sweep process ``sweep_pid`` ends.
 
-    A sweep killed outright (SIGTERM, SIGKILL, out of memory) cannot stop its pool, and
-    its workers would train on as orphans, writing the run folders a rerun of the same
-    command then resumes from at the same time. (The grading sandbox has its own, stdlib-only
-    copy of this prctl: it is imported by path inside the sandbox.) No-op off Linux.
+    A sweep killed outright (SIGKILL, out of memory) cannot stop its pool, and its workers
+    would train on as orphans, writing the run folders a rerun of the same command then
+    resumes from at the same time. The kernel's parent-death signal is SIGUSR1, passed on
+    as one SIGTERM: Linux sends it again each time the worker is handed on to another of
+    the dying sweep's threads, and a second SIGTERM would mean "stop at once, without the
+    checkpoint". (The grading sandbox has its own, stdlib-only copy of this prctl: it is
+    imported by path inside the sandbox.) No-op off Linux.
     """
     if not sys.platform.startswith("linux"):
         return
+    signal.signal(SWEEP_GONE, _stop_once_for_the_sweep)
     libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    libc.prctl(PR_SET_PDEATHSIG, int(SWEEP_GONE), 0, 0, 0)
     if os.getppid() != sweep_pid:  # the sweep ended before the prctl took effect
         os._exit(1)
 
 
-def _init_worker(store_file: str, threads: int, queue, sweep_pid: int) -> None:
+def _stop_once_for_the_sweep(signum, frame) -> None:
+    if not _SWEEP_GONE_SEEN:
+        _SWEEP_GONE_SEEN.append(signum)
+        signal.raise_signal(signal.SIGTERM)
+
+
+def _init_worker(store_file: str, threads: int, queue, stopping, sweep_pid: int) -> None:
+    # Out of the sweep's process group: a terminal's Ctrl-C reaches the sweep alone, which passes
+    # each worker one SIGTERM (two would mean "stop at once, without the checkpoint").
+    os.setpgrp()
     end_with_sweep(sweep_pid)
     import torch
 
     torch.set_num_threads(threads)
     with open(store_file, "rb") as f:
-        _WORKER.update(store=pickle.load(f), queue=queue, sweep_pid=sweep_pid)
+        _WORKER.update(store=pickle.load(f), queue=queue, stopping=stopping, sweep_pid=sweep_pid)
 
 
 def _work_in_process(cell: Cell, run_dir: Path) -> CellResult:
+    if _WORKER["stopping"].is_set():  # a cell the pool had queued before the sweep was told to stop
+        raise Stopped(signal.SIGTERM, f"before {cell.id} started")
     queue = _WORKER["queue"]
     queue.put(("start", cell.id, os.getpid()))
     throttle = Throttle(cell.id, lambda kind, cid, payload: queue.put((kind, cid, payload)))
@@ -98,7 +117,9 @@ def _work_in_process(cell: Cell, run_dir: Path) -> CellResult:
     except Stopped as stop:
         # Stopped at the end of a step, checkpoint written. If the SIGTERM came from the
         # sweep's end (end_with_sweep), no one is left to tell: the pool would wait for work forever.
-        if os.getppid() != _WORKER["sweep_pid"]:
+        # (getppid alone can still name the sweep: Linux sends the signal as the sweep's first
+        # thread ends, and hands the worker to its other threads before they end too.)
+        if _SWEEP_GONE_SEEN or os.getppid() != _WORKER["sweep_pid"]:
             os._exit(stop.exit_status)
         raise
 
@@ -123,6 +144,9 @@ class ProcessExecutor:
         """Run cells until done or the pool breaks; return the cells still to run."""
         context = multiprocessing.get_context("spawn")
         queue = context.Queue()
+        # Set once the sweep stops: the pool hands each worker a next cell before it is free, and
+        # cancelling the futures cannot take those back.
+        stopping = context.Event()
         started: dict[str, int] = {}  # cell id: the pid of the worker that runs it
         finished: set[str] = set()
 
@@ -147,39 +171,51 @@ class ProcessExecutor:
             pickle.dump(store, f, protocol=pickle.HIGHEST_PROTOCOL)
         with shipping, ProcessPoolExecutor(
             max_workers=min(self.workers, len(cells)), mp_context=context,
-            initializer=_init_worker, initargs=(str(store_file), self.threads, queue, os.getpid()),
+            initializer=_init_worker, initargs=(str(store_file), self.threads, queue, stopping, os.getpid()),
         ) as pool:
             futures = {pool.submit(_work_in_process, cell, run_dirs[cell.id]): cell for cell in cells}
             pending = set(futures)
             try:
-                while pending:
-                    done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                    drain()
-                    for future in done:
-                        cell = futures[future]
-                        try:
-                            result = future.result()
-                        except BrokenProcessPool as err:
-                            broken = str(err) or "a worker process died"
-                            continue
-                        finished.add(cell.id)
-                        emit("done", cell.id, result)
-            except BaseException as err:
-                # Ctrl-C: the workers got the SIGINT too. A stop signal sent to one worker alone
-                # (its Stopped, from its future) is passed on to those still running a cell. Each
-                # stops at the end of its step with a checkpoint; start no further cell.
-                processes = worker_processes(pool)
-                pool.shutdown(wait=False, cancel_futures=True)
-                if isinstance(err, Stopped):
-                    for future, cell in futures.items():
-                        if not future.done() and cell.id in started:
+                # The sweep takes the stop signals (the workers are out of its process group) and
+                # stops between two polls, never inside a row's write.
+                with stop_at_safe_point(PASSING_THE_STOP_ON) as stop_signal:
+                    while pending:
+                        done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                        drain()
+                        for future in done:
+                            cell = futures[future]
                             try:
-                                os.kill(started[cell.id], signal.SIGTERM)
-                            except ProcessLookupError:  # it ended meanwhile
-                                pass
+                                result = future.result()
+                            except BrokenProcessPool as err:
+                                broken = str(err) or "a worker process died"
+                                continue
+                            finished.add(cell.id)
+                            emit("done", cell.id, result)
+                        if (signum := stop_signal()) is not None:
+                            raise Stopped(signum, "with a checkpoint of every running cell: the same mann sweep "
+                                                  "resumes them")
+            except BaseException as err:
+                # A stop signal to the sweep, or to one worker alone (its Stopped, from its future):
+                # each worker still running a cell gets one SIGTERM, stops at the end of its step
+                # with a checkpoint; no further cell starts.
+                processes = worker_processes(pool)
+                stopping.set()
+                pool.shutdown(wait=False, cancel_futures=True)
+                told: set[str] = set()
                 # Read their progress while they finish: a worker cannot exit with its queue unflushed.
-                while any(process.is_alive() for process in processes):
+                # A cell whose start is read only now (it started as the stop came) is told too.
+                while True:
                     drain()
+                    if isinstance(err, (Stopped, KeyboardInterrupt)):
+                        for future, cell in futures.items():
+                            if cell.id in started and cell.id not in told and not future.done():
+                                told.add(cell.id)
+                                try:
+                                    os.kill(started[cell.id], signal.SIGTERM)
+                                except ProcessLookupError:  # it ended meanwhile
+                                    pass
+                    if not any(process.is_alive() for process in processes):
+                        break
                     time.sleep(0.05)
                 raise
             if broken is not None:
