@@ -57,7 +57,9 @@ def published_text(published: Published | None) -> str:
 
 def test_ways(config: dict) -> list[int]:
     """The N of every test a cell makes (a config or a finished row): its own N, then each also_test_ways N."""
-    return [int(config["ways"]), *[int(n) for n in config.get("also_test_ways") or []]]
+    also = config.get("also_test_ways")
+    # A table's row of a cell without the option holds NaN there, not None.
+    return [int(config["ways"]), *[int(n) for n in (also if isinstance(also, (list, tuple)) else [])]]
 
 
 def tests_of(row: dict) -> list[tuple[int, float, float]]:

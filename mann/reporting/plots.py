@@ -128,10 +128,11 @@ def curve_lines(curves: pd.DataFrame, extras: list[str] = ()) -> dict[tuple[int,
     panels = {}
     for (ways, shots), part in curves.groupby(["ways", "shots"], sort=True):
         lines = {}
+        # dropna=False: an axis one model has and another lacks (MAML's inner steps) is NaN for the other.
         for _, line in part.groupby(["model", "hidden", *others], sort=True, dropna=False):
             first = line.iloc[0]
-            hidden = first["hidden"]
-            has_hidden = bool(hidden) and not pd.isna(hidden)
+            hidden = first["hidden"]  # 0 for models without one (collect_sweep)
+            has_hidden = bool(hidden)
             names = [model_label(first["model"])] if "model" in extras or not has_hidden else []
             names += [f"H={int(hidden)}"] if has_hidden else []
             seeds = line["seed"].nunique()

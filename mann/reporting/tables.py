@@ -141,8 +141,6 @@ def rows_per_test(rows: pd.DataFrame) -> pd.DataFrame:
     ProtoNets model for the 5- and 20-way tests) gives a row for each, with that test's N, accuracy and CI."""
     tests = []
     for row in rows.to_dict("records"):
-        also = row.get("also_test_ways")
-        row = {**row, "also_test_ways": also if isinstance(also, list) else []}
         tests += [{**row, "ways": ways, "test_accuracy": accuracy, "test_ci95": ci}
                   for ways, accuracy, ci in tests_of(row)]
     return pd.DataFrame(tests, columns=rows.columns)
