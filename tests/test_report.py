@@ -185,6 +185,15 @@ def test_papers_table_puts_each_test_beside_its_published_figure():
     assert table["steps"].tolist() == [41_000, 41_000] and table["hours"].tolist() == [2.0, 2.0]
 
 
+def test_a_table_footnotes_only_the_papers_it_cites():
+    from mann.reporting.papers import sources_note
+
+    maml_only = sources_note(["Finn et al. 2017", "Finn et al. 2017", ""])
+    assert "Finn et al. (2017)" in maml_only and "Snell" not in maml_only
+    assert "Snell et al. (2017)" in sources_note(["Snell et al. 2017", "Finn et al. 2017"])
+    assert sources_note(["", ""]) == ""  # the MANN's rows: no paper to cite
+
+
 def test_papers_protocol_table_joins_stores_finished_training_and_missing_cells(tmp_path, capsys):
     # One row per published cell across the presets' stores: a finished cell's figure beside the
     # paper's, a carried cell's progress, and "not run" for cells no store makes.

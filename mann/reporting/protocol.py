@@ -17,7 +17,7 @@ import pandas as pd
 from episodes.errors import UsageError
 from episodes.files import atomic_write_text
 from mann.models.hyperparameters import model_label
-from mann.reporting.papers import PUBLISHED, papers_table, published_columns, test_ways
+from mann.reporting.papers import PUBLISHED, papers_table, published_columns, sources_note, test_ways
 from mann.reporting.progress import progress_rows
 from mann.reporting.tables import collect_sweep
 from mann.sweep.carry import CARRY_FOLDER
@@ -100,10 +100,8 @@ def write_protocol_report(folders: list[str | Path], out: str | Path) -> Path:
     lines = [
         "# The papers' protocol: our figures beside the published ones", "",
         "Test query accuracy (%) on the harness's 1,000 fixed test episodes per N and K (the same episodes for "
-        "every model), ± 95% CI over the episodes; one seed per cell. Published: Snell et al. (2017) Table 1 "
-        "(ProtoNets; no intervals given for Omniglot); Finn et al. (2017) Table 1 (MAML; ± 95% CI over 600 "
-        "episodes, on their own 1100/100/423 character split with rotations). The MANN has no published N-way "
-        "K-shot figure on this protocol.", "",
+        "every model), ± 95% CI over the episodes; one seed per cell. " + sources_note(table["source"])
+        + (" The MANN has no published N-way K-shot figure on this protocol." if (table["model"] == model_label("mann")).any() else ""), "",
         table.to_markdown(index=False, disable_numparse=True), "",
         "Each preset reproduces its rows (a fresh clone resumes unfinished cells from the carried checkpoints):", "",
         "```", *[f"mann sweep --preset {p}" for p in presets], "```", "",

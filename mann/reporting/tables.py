@@ -16,7 +16,7 @@ from episodes.errors import UsageError
 from episodes.files import atomic_write_text
 from mann.models.hyperparameters import model_label
 from mann.models.mann import mann_parameter_count
-from mann.reporting.papers import papers_table, tests_of
+from mann.reporting.papers import papers_table, sources_note, tests_of
 from mann.reporting.progress import carried_logs, progress_rows
 from mann.stats import format_ci, mean_ci95_t
 from mann.sweep.store import ResultStore
@@ -215,9 +215,9 @@ def write_sweep_report(folder: str | Path, out: str | Path | None = None) -> Pat
         beside = papers_table(ok[ok["split"] == "vinyals"])
         atomic_write_text(out / "papers.csv", beside.to_csv(index=False))
         lines += ["## Beside the papers (vinyals protocol; ours ± 95% CI over the fixed test episodes)", "",
-                  beside.to_markdown(index=False, disable_numparse=True), "",
-                  "Published: Snell et al. (2017) Table 1 (no intervals given for Omniglot); Finn et al. (2017) "
-                  "Table 1 (± 95% CI over 600 episodes, on their own 1100/100/423 character split with rotations).", ""]
+                  beside.to_markdown(index=False, disable_numparse=True), ""]
+        note = sources_note(beside["source"]) if len(beside) else ""
+        lines += [note, ""] if note else []
     if not running.empty:
         lines += progress_lines(folder, out, running)
     else:  # every cell finished: an earlier report's progress files would be stale
