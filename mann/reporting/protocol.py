@@ -97,11 +97,12 @@ def write_protocol_report(folders: list[str | Path], out: str | Path) -> Path:
     table = protocol_table(folders)
     atomic_write_text(out / "papers.csv", table.to_csv(index=False))
     presets = sorted({p for p in table["preset"] if p})
+    has_mann = (table["model"] == model_label("mann")).any()
     lines = [
         "# The papers' protocol: our figures beside the published ones", "",
         "Test query accuracy (%) on the harness's 1,000 fixed test episodes per N and K (the same episodes for "
         "every model), ± 95% CI over the episodes; one seed per cell. " + sources_note(table["source"])
-        + (" The MANN has no published N-way K-shot figure on this protocol." if (table["model"] == model_label("mann")).any() else ""), "",
+        + (" The MANN has no published N-way K-shot figure on this protocol." if has_mann else ""), "",
         table.to_markdown(index=False, disable_numparse=True), "",
         "Each preset reproduces its rows (a fresh clone resumes unfinished cells from the carried checkpoints):", "",
         "```", *[f"mann sweep --preset {p}" for p in presets], "```", "",
