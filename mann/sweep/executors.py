@@ -201,12 +201,13 @@ class ProcessExecutor:
                 processes = worker_processes(pool)
                 stopping.set()
                 pool.shutdown(wait=False, cancel_futures=True)
+                pass_on = isinstance(err, (Stopped, KeyboardInterrupt))
                 told: set[str] = set()
                 # Read their progress while they finish: a worker cannot exit with its queue unflushed.
                 # A cell whose start is read only now (it started as the stop came) is told too.
                 while True:
                     drain()
-                    if isinstance(err, (Stopped, KeyboardInterrupt)):
+                    if pass_on:
                         for future, cell in futures.items():
                             if cell.id in started and cell.id not in told and not future.done():
                                 told.add(cell.id)
