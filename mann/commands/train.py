@@ -57,6 +57,10 @@ def add_parser(sub) -> None:
     own.add_argument("--maml-impl", choices=MAML_IMPLS,
                      help="MAML, Meta-SGD, ANIL: vectorized (every task of a meta-batch at once; default) or "
                           "learn2learn (its per-task loop, the reference; needs learn2learn)")
+    own.add_argument("--published-learner", action="store_true", default=None,
+                     help="MAML, ANIL: Finn et al.'s learner as their code builds it (batch norm without scale, "
+                          "epsilon 1e-3, its offset not adapted in the inner loop; their initialisation). Their "
+                          "inner step acts on N x the mean support loss: their --update_lr 0.4 at 5-way is --fast-lr 2.0")
     own.add_argument("--train-ways", type=int, help="ProtoNets: N of the training episodes (default 60)")
     own.add_argument("--train-queries", type=int, help="ProtoNets: query images per class in a training episode (default 5)")
     own.add_argument("--val-queries", type=int, help="ProtoNets: query images per class in a validation episode (default 15)")
@@ -84,7 +88,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         checkpoint_every=args.checkpoint_every, checkpoint_minutes=args.checkpoint_minutes, hidden=args.hidden,
         fast=args.fast, fast_lr=args.fast_lr,
         adapt_steps=args.adapt_steps, test_adapt_steps=args.test_adapt_steps, first_order=args.first_order,
-        maml_impl=args.maml_impl,
+        maml_impl=args.maml_impl, published_learner=args.published_learner,
         train_ways=args.train_ways, train_queries=args.train_queries, val_queries=args.val_queries, patience=args.patience, refit=args.refit,
         also_test_ways=tuple(args.also_test_ways) if args.also_test_ways else None, split=args.split, split_seed=args.split_seed, rotations=args.rotations, resize=args.resize,
         test_episodes=args.test_episodes, eval_seed=args.eval_seed, device=args.device,

@@ -5,7 +5,10 @@ Kinds, and the hyperparameters that apply to each (every other one is None):
              ``package.module:Class``): ``hidden``; ``fast`` (the MANN's CPU path)
   gradient   MAML, Meta-SGD, ANIL: ``fast_lr``, ``adapt_steps``, ``test_adapt_steps``, ``first_order``;
              ``maml_impl``: "vectorized" (every task of a meta-batch at once, the default) or
-             "learn2learn" (its per-task clone()/adapt() loop, the reference)
+             "learn2learn" (its per-task clone()/adapt() loop, the reference);
+             ``published_learner``: MAML and ANIL on Finn et al.'s own learner (batch norm
+             without scale, its offset not adapted in the inner loop; their initialisation),
+             vectorized only
   metric     ProtoNets: ``train_ways``
 
 Defaults (each one a flag of ``mann train``):
@@ -50,12 +53,14 @@ PLUGIN_HINT = "or path/to/file.py:ClassName / package.module:ClassName for your 
 # The hyperparameters that belong to one kind of learner, and the flag that sets each.
 KIND_FIELDS = {
     "black-box": ("hidden", "fast"),
-    "gradient": ("fast_lr", "adapt_steps", "test_adapt_steps", "first_order", "maml_impl", "train_queries"),
+    "gradient": ("fast_lr", "adapt_steps", "test_adapt_steps", "first_order", "maml_impl", "train_queries",
+                 "published_learner"),
     "metric": ("train_ways", "train_queries", "val_queries"),
 }
 FLAGS = {"hidden": "--hidden", "fast": "--no-fast", "fast_lr": "--fast-lr", "adapt_steps": "--adapt-steps",
          "test_adapt_steps": "--test-adapt-steps", "first_order": "--first-order", "train_ways": "--train-ways",
-         "train_queries": "--train-queries", "val_queries": "--val-queries", "maml_impl": "--maml-impl"}
+         "train_queries": "--train-queries", "val_queries": "--val-queries", "maml_impl": "--maml-impl",
+         "published_learner": "--published-learner"}
 
 
 def is_plugin(model: str) -> bool:
@@ -112,7 +117,7 @@ def published_defaults(model: str, ways: int) -> dict:
     defaults = dict(
         schedule, steps=60_000, batch_size=16 if wide else 32, lr=3e-3, lr_halve_every=0,
         fast_lr=0.1 if wide else 0.4, adapt_steps=5 if wide else 1, test_adapt_steps=5 if wide else 3,
-        first_order=False, maml_impl="vectorized", train_queries=1,
+        first_order=False, maml_impl="vectorized", train_queries=1, published_learner=False,
     )
     if model == "metasgd-cnn":
         # Meta-SGD learns its step sizes for a fixed number of steps: one.

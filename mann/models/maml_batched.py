@@ -26,6 +26,13 @@ the reference. The FC learner's linear layers are batched matrix products over
 every task's own inner gradient, since no task's loss depends on another
 task's parameters; ``create_graph=True`` keeps the second-order terms.
 
+``published=True`` is Finn et al.'s inner loop on their learner
+(:func:`mann.models.nets.cnn_learner`): batch norm has no scale, and its offset
+is meta-learned but not adapted in the inner loop (their inner gradient is
+taken with respect to the weights and biases alone). Their support loss is the
+sum of the per-image losses divided by K, N × the mean this module takes
+(``fast_lr`` here = N × their ``update_lr``).
+
 Why this form (one second-order MAML-CNN meta-update, 2 threads, 2-core AMD EPYC
 VM; the least of several runs, the machine shared with other jobs): learn2learn's
 loop 290-314 ms (5-way, 32 tasks, 1 step) and 1.21-1.42 s (20-way, 16 tasks, 5
@@ -46,24 +53,25 @@ takes a third longer.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mann.models.nets import cnn_learner, fc_learner
+from mann.models.nets import BN_EPS, bn_eps, cnn_learner, fc_learner
 from mann.models.tasks import episode_to_tasks
 
-BN_EPS = 1e-5  # nn.BatchNorm's default, which nets.py's learners use
 HIDDEN_LAYERS = 4
+BN_PARAMS = (2, 3)  # of each hidden layer's (w, b, bn_w, bn_b)
 Params = Sequence[torch.Tensor]
 Forward = Callable[[Params, torch.Tensor], torch.Tensor]
 
 
-def per_task_bn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def per_task_bn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float = BN_EPS) -> torch.Tensor:
     """Batch norm of x [M, B·C, ...] with batch statistics per (task, channel); weight, bias [B, C]."""
-    return F.batch_norm(x, None, None, weight.reshape(-1), bias.reshape(-1), training=True, eps=BN_EPS)
+    return F.batch_norm(x, None, None, weight.reshape(-1), bias.reshape(-1), training=True, eps=eps)
 
 
 class GroupedConv(torch.autograd.Function):
@@ -100,7 +108,7 @@ class GroupedConv(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None
 
 
-def cnn_features(params: Params, images: torch.Tensor) -> torch.Tensor:
+def cnn_features(params: Params, images: torch.Tensor, eps: float = BN_EPS) -> torch.Tensor:
     """The CNN's 4 conv blocks and spatial mean: images [B, M, 1, S, S] → features float32 [B, M, C].
 
     params: the 16 tensors (conv w [B, C, C_in, 3, 3], conv b, bn w, bn b [B, C]) of the 4 blocks.
@@ -110,11 +118,11 @@ def cnn_features(params: Params, images: torch.Tensor) -> torch.Tensor:
     for i in range(HIDDEN_LAYERS):
         w, b, bn_w, bn_b = params[4 * i: 4 * i + 4]
         x = GroupedConv.apply(x, w.reshape(-1, *w.shape[2:]), b.reshape(-1), tasks)
-        x = F.relu(per_task_bn(x, bn_w, bn_b))
+        x = F.relu(per_task_bn(x, bn_w, bn_b, eps))
     return x.mean(dim=(2, 3)).reshape(shots, tasks, -1).transpose(0, 1)
 
 
-def fc_features(params: Params, images: torch.Tensor) -> torch.Tensor:
+def fc_features(params: Params, images: torch.Tensor, eps: float = BN_EPS) -> torch.Tensor:
     """The FC learner's 4 (linear, BN, ReLU) layers: images [B, M, 1, S, S] → features float32 [B, M, 64].
 
     params: the 16 tensors (linear w [B, out, in], b, bn w, bn b [B, out]) of the 4 layers.
@@ -125,7 +133,8 @@ def fc_features(params: Params, images: torch.Tensor) -> torch.Tensor:
         w, b, bn_w, bn_b = params[4 * i: 4 * i + 4]
         x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))  # [B, M, out]
         # BN wants the channels in dim 1 and the M images in dim 0: [M, B·out].
-        x = per_task_bn(x.transpose(0, 1).reshape(shots, -1), bn_w, bn_b).reshape(shots, tasks, -1).transpose(0, 1)
+        x = per_task_bn(x.transpose(0, 1).reshape(shots, -1), bn_w, bn_b, eps)
+        x = x.reshape(shots, tasks, -1).transpose(0, 1)
         x = F.relu(x)
     return x
 
@@ -157,20 +166,23 @@ def adapt(forward: Forward, params: Params, step_sizes: Params, inputs: torch.Te
     """``steps`` gradient steps of every task on its support set; the adapted task parameters.
 
     params: task parameters [B, *shape]; step_sizes: one scalar or tensor per
-    parameter broadcasting against it (MAML's α, Meta-SGD's learned α);
+    parameter broadcasting against it (MAML's α, Meta-SGD's learned α), or None
+    for a parameter the inner loop leaves as it is;
     inputs: what ``forward`` takes, [B, M, ...]; targets: int64 [B, M].
     create_graph: keep the graph of the inner gradients (second order); without
     it the inner gradients are constants, the first-order approximation.
     """
     params = list(params)
+    adapted = [i for i, a in enumerate(step_sizes) if a is not None]
     tasks, shots = targets.shape
     for _ in range(steps):
         logits = forward(params, inputs)
         # Each task's loss is the mean over its own M support images; their sum over tasks has
         # the per-task gradients, each on its own task slice.
         loss = F.cross_entropy(logits.reshape(tasks * shots, -1), targets.reshape(-1), reduction="sum") / shots
-        grads = torch.autograd.grad(loss, params, create_graph=create_graph)
-        params = [p - a * g for p, a, g in zip(params, step_sizes, grads)]
+        grads = torch.autograd.grad(loss, [params[i] for i in adapted], create_graph=create_graph)
+        for i, g in zip(adapted, grads):
+            params[i] = params[i] - step_sizes[i] * g
     return params
 
 
@@ -196,16 +208,22 @@ class BatchedGradientLearner:
 
     Arguments and ``module`` as :class:`mann.models.gradient.GradientLearner`
     (the same parameter names, order and initial values for the same generator).
+    published: Finn et al.'s learner and inner loop (module docstring); MAML and ANIL only.
     """
 
     def __init__(self, model: str, ways: int, fast_lr: float, adapt_steps: int, test_adapt_steps: int,
-                 first_order: bool, generator: torch.Generator, shots: int | None = None) -> None:
+                 first_order: bool, generator: torch.Generator, shots: int | None = None,
+                 published: bool = False) -> None:
         self.adapt_steps, self.test_adapt_steps, self.first_order = adapt_steps, test_adapt_steps, first_order
         self.shots = shots  # K: the support rows (None: all but the last row); the rest are queries
         self.fast_lr = fast_lr
-        net = fc_learner(ways, generator) if model == "maml-fc" else cnn_learner(ways, generator)
-        self.features = fc_features if model == "maml-fc" else cnn_features
         self.algorithm = model.split("-")[0]
+        if published and self.algorithm == "metasgd":
+            raise ValueError("published=True is Finn et al.'s MAML learner; Meta-SGD has no such option")
+        self.published = published
+        net = (fc_learner(ways, generator, published=published) if model == "maml-fc"
+               else cnn_learner(ways, generator, published=published))
+        self.features = partial(fc_features if model == "maml-fc" else cnn_features, eps=bn_eps(net))
         if self.algorithm == "maml":
             self.module: nn.Module = LearnerUnder(net)
         elif self.algorithm == "metasgd":
@@ -255,5 +273,9 @@ class BatchedGradientLearner:
             step_sizes = meta(self.module.lrs)
         else:
             step_sizes = [self.fast_lr] * len(params)
+            if self.published:  # batch norm's offsets (and frozen scales) are not adapted
+                for i in range(HIDDEN_LAYERS):
+                    for j in BN_PARAMS:
+                        step_sizes[4 * i + j] = None
         params = adapt(forward, params, step_sizes, support_x, support_y, steps, create_graph)
         return forward(params, query_x)

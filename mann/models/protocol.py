@@ -58,4 +58,5 @@ def query_hits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def parameter_count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+    """The learned numbers (a frozen parameter, such as the published MAML learner's batch norm scale, is not one)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -2,7 +2,7 @@
 
 ``settings`` is anything with the fields of :class:`mann.training.config.TrainConfig`
 that a learner reads (model, ways, shots, hidden, fast, fast_lr, adapt_steps,
-test_adapt_steps, first_order, maml_impl, seed); fields that do not apply to a model are None.
+test_adapt_steps, first_order, maml_impl, published_learner, seed); fields that do not apply to a model are None.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class LearnerSettings(Protocol):
     test_adapt_steps: int | None
     first_order: bool | None
     maml_impl: str | None
+    published_learner: bool | None
     seed: int
 
 
@@ -55,9 +56,12 @@ def build_learner(settings: LearnerSettings, device: torch.device | str = "cpu")
             learner = BlackBoxLearner(model, fast_forward if settings.fast and device.type == "cpu" else call_module)
     elif kind == "gradient":
         # The learn2learn loop is the reference; the vectorized one computes the same on the same weights.
-        impl = BatchedGradientLearner if settings.maml_impl == "vectorized" else GradientLearner
-        learner = impl(settings.model, settings.ways, settings.fast_lr, settings.adapt_steps,
-                       settings.test_adapt_steps, settings.first_order, generator, shots=settings.shots)
+        args = (settings.model, settings.ways, settings.fast_lr, settings.adapt_steps, settings.test_adapt_steps,
+                settings.first_order, generator)
+        if settings.maml_impl == "vectorized":
+            learner = BatchedGradientLearner(*args, shots=settings.shots, published=bool(settings.published_learner))
+        else:
+            learner = GradientLearner(*args, shots=settings.shots)
     else:
         learner = ProtoNetLearner(generator, settings.shots)
     learner.module.to(device)

@@ -83,7 +83,7 @@ ORDERS = ("costliest", "grid")
 PARAMS: dict[str, type] = {
     "steps": int, "batch_size": int, "lr": float, "lr_halve_every": int, "hidden": int, "fast": bool,
     "train_ways": int, "fast_lr": float, "adapt_steps": int, "test_adapt_steps": int, "first_order": bool,
-    "maml_impl": str, "eval_every": int, "val_episodes": int, "checkpoint_every": int,
+    "maml_impl": str, "published_learner": bool, "eval_every": int, "val_episodes": int, "checkpoint_every": int,
     "train_queries": int, "val_queries": int, "patience": int, "refit": bool, "also_test_ways": list,
 }
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

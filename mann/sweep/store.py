@@ -37,7 +37,8 @@ LOCK_FILE = ".lock"
 # Stores written before sweeps had a models axis hold MANN cells without these fields: they had these values.
 LEGACY_IDENTITY = {"model": "mann", "lr_halve_every": 0, "train_ways": None, "fast_lr": None, "adapt_steps": None,
                    "test_adapt_steps": None, "first_order": None, "train_queries": None, "val_queries": None, "patience": 0,
-                   "refit": False, "also_test_ways": [], "resize": "lanczos", "maml_impl": None}
+                   "refit": False, "also_test_ways": [], "resize": "lanczos", "maml_impl": None,
+                   "published_learner": None}
 
 
 def legacy_identity(identity: dict) -> dict:
@@ -49,6 +50,8 @@ def legacy_identity(identity: dict) -> dict:
             filled["maml_impl"] = LEGACY_MAML_IMPL
         if "train_queries" not in identity:  # one query row before gradient models could train on more
             filled["train_queries"] = 1
+        if "published_learner" not in identity:  # this project's learners before Finn et al.'s were offered
+            filled["published_learner"] = False
     return filled
 
 

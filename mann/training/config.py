@@ -29,7 +29,8 @@ class TrainConfig:
     lr: Adam's learning rate; lr_halve_every: halve it every so many steps (0: never).
     hidden, fast: black-box models only. fast_lr, adapt_steps, test_adapt_steps,
         first_order, maml_impl: gradient-based models only (maml_impl: "vectorized",
-        every task of a meta-batch adapted at once, or "learn2learn", its per-task loop). train_ways, train_queries: N and the
+        every task of a meta-batch adapted at once, or "learn2learn", its per-task loop),
+        published_learner (MAML and ANIL on Finn et al.'s learner: mann.models.nets). train_ways, train_queries: N and the
         queries per class of ProtoNets' training episodes (it may train wider than it
         tests); val_queries: queries per class of its validation episodes. A field
         that does not apply is None.
@@ -60,6 +61,7 @@ class TrainConfig:
     test_adapt_steps: int | None = None
     first_order: bool | None = None
     maml_impl: str | None = None
+    published_learner: bool | None = None
     seed: int = 0
     split: str = "cs330"
     split_seed: int = 1
@@ -122,6 +124,7 @@ class TrainConfig:
             if "maml_impl" not in values:  # gradient runs from before maml_impl used learn2learn's loop
                 values["maml_impl"] = LEGACY_MAML_IMPL
             values.setdefault("train_queries", 1)  # ... and one query row
+            values.setdefault("published_learner", False)  # ... and this project's learners
         return cls(**values)
 
 
@@ -184,7 +187,15 @@ def config_checks(c: TrainConfig) -> list[Check]:
             ((c.test_adapt_steps or 0) >= 1, f"--test-adapt-steps {c.test_adapt_steps}: use 1 or more"),
             (isinstance(c.first_order, bool), f"--first-order {c.first_order}: true or false"),
             (c.maml_impl in MAML_IMPLS, f"--maml-impl {c.maml_impl!r}: choose {' or '.join(MAML_IMPLS)}"),
+            (isinstance(c.published_learner, bool), f"--published-learner {c.published_learner}: true or false"),
         ]
+        if c.published_learner:
+            checks += [
+                (c.maml_impl == "vectorized", f"--published-learner with --maml-impl {c.maml_impl}: the published "
+                                              "learner is built by the vectorized implementation only; drop --maml-impl"),
+                (not c.model.startswith("metasgd"), f"--published-learner with --model {c.model}: it is Finn et al.'s "
+                                                    "MAML learner; use maml-cnn, maml-fc or anil-cnn, or drop it"),
+            ]
     if kind in ("metric", "gradient"):
         checks.append((isinstance(c.train_queries, int) and c.train_queries >= 1,
                        f"--train-queries {c.train_queries}: use 1 or more queries per class"))
