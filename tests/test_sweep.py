@@ -553,6 +553,26 @@ def test_a_worker_told_to_stop_stops_the_sweep_with_every_cell_checkpointed(stor
     assert outcome_rows(tmp_path / "results" / "stopped") == outcome_rows(never_stopped / "results" / "stopped")
 
 
+@pytest.mark.slow
+def test_a_sweep_that_fails_stops_its_workers_with_every_cell_checkpointed(store, tmp_path, monkeypatch):
+    # The sweep itself fails (here its progress display; a full disk under the store alike): it must
+    # not wait hours for cells whose rows it cannot store, nor leave them without a checkpoint.
+    spec = tiny_spec(name="failed", seeds=[0], steps=1500, eval_every=50, checkpoint_every=1500,
+                     checkpoint_minutes=0)
+    runs = tmp_path / "runs" / "failed"
+
+    def step(self, cell_id, step, steps):
+        if len(list(runs.glob("*/log.csv"))) == 2:  # both workers are training
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("mann.sweep.run.SweepBars.step", step)
+    with pytest.raises(OSError, match="No space left"):
+        run_sweep(spec, store, tmp_path / "results", tmp_path / "runs", make_executor("local", 2, 1), progress=False)
+    steps = [torch.load(c, weights_only=False)["step"] for c in sorted(runs.glob("*/checkpoint.pt"))]
+    assert len(steps) == 2 and all(50 <= s < 1500 for s in steps), steps
+    assert not ResultStore(tmp_path / "results" / "failed").latest()
+
+
 def test_carried_checkpoints_resume_a_sweep_on_a_fresh_clone(store, serial, tmp_path):
     # carry_checkpoints keeps each unfinished cell's checkpoint in the (committed) result store:
     # with the run folders gone, as on a fresh clone, the same sweep resumes mid-cell.

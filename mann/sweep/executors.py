@@ -150,7 +150,7 @@ class ProcessExecutor:
         started: dict[str, int] = {}  # cell id: the pid of the worker that runs it
         finished: set[str] = set()
 
-        def drain() -> None:
+        def drain(emitting: bool = True) -> None:
             while True:
                 try:
                     kind, cell_id, payload = queue.get_nowait()
@@ -160,7 +160,8 @@ class ProcessExecutor:
                     continue
                 if kind == "start":
                     started[cell_id], payload = payload, None
-                emit(kind, cell_id, payload)
+                if emitting:
+                    emit(kind, cell_id, payload)
 
         broken: str | None = None
         # The store (25 MB) reaches the workers through a file: in the initializer's arguments
@@ -194,27 +195,26 @@ class ProcessExecutor:
                         if (signum := stop_signal()) is not None:
                             raise Stopped(signum, "with a checkpoint of every running cell: the same mann sweep "
                                                   "resumes them")
-            except BaseException as err:
-                # A stop signal to the sweep, or to one worker alone (its Stopped, from its future):
-                # each worker still running a cell gets one SIGTERM, stops at the end of its step
-                # with a checkpoint; no further cell starts.
+            except BaseException:
+                # A stop signal to the sweep, one worker told to stop (its Stopped, from its future),
+                # or the sweep failing (its row could not be stored): each worker still running a cell
+                # gets one SIGTERM, stops at the end of its step with a checkpoint that a rerun resumes;
+                # no further cell starts.
                 processes = worker_processes(pool)
                 stopping.set()
                 pool.shutdown(wait=False, cancel_futures=True)
-                pass_on = isinstance(err, (Stopped, KeyboardInterrupt))
                 told: set[str] = set()
                 # Read their progress while they finish: a worker cannot exit with its queue unflushed.
                 # A cell whose start is read only now (it started as the stop came) is told too.
                 while True:
-                    drain()
-                    if pass_on:
-                        for future, cell in futures.items():
-                            if cell.id in started and cell.id not in told and not future.done():
-                                told.add(cell.id)
-                                try:
-                                    os.kill(started[cell.id], signal.SIGTERM)
-                                except ProcessLookupError:  # it ended meanwhile
-                                    pass
+                    drain(emitting=False)  # emit may be what failed
+                    for future, cell in futures.items():
+                        if cell.id in started and cell.id not in told and not future.done():
+                            told.add(cell.id)
+                            try:
+                                os.kill(started[cell.id], signal.SIGTERM)
+                            except ProcessLookupError:  # it ended meanwhile
+                                pass
                     if not any(process.is_alive() for process in processes):
                         break
                     time.sleep(0.05)
