@@ -5,6 +5,8 @@ loss the sum of per-image losses divided by K; plus their initialisation, and th
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -147,3 +149,23 @@ def test_the_setting_is_checked_before_any_work_and_old_runs_read_as_the_default
     assert legacy_identity(old)["published_learner"] is False
     old_mann = {k: v for k, v in make_config("mann", 5).to_dict().items() if k != "published_learner"}
     assert legacy_identity(old_mann)["published_learner"] is None
+
+
+def test_runs_from_before_the_setting_resume_and_count_as_finished(store, tmp_path):
+    # A checkpoint or summary written before published_learner existed is a run of this project's learner.
+    from conftest import train_cut_at, train_on
+
+    config = make_config("maml-fc", 2, steps=4, batch_size=2, eval_every=2, val_episodes=4, test_episodes=10,
+                         checkpoint_every=2, checkpoint_minutes=0, device="cpu", split="lake")
+    train_cut_at(config, store, tmp_path / "cut", 3)
+    checkpoint = tmp_path / "cut" / "checkpoint.pt"
+    state = torch.load(checkpoint, weights_only=False)
+    del state["config"]["published_learner"]
+    torch.save(state, checkpoint)
+    resumed = train_on(config, store, tmp_path / "cut", resume=True, progress=False)
+    assert resumed["resumed_from_step"] == 2
+    summary = tmp_path / "cut" / "summary.json"
+    old = {k: v for k, v in json.loads(summary.read_text()).items() if k != "published_learner"}
+    summary.write_text(json.dumps(old))
+    again = train_on(config, store, tmp_path / "cut", resume=True, progress=False)
+    assert again == old  # recognised as finished, not trained again

@@ -115,17 +115,28 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
         """The config of a summary or checkpoint row (unknown keys ignored; legacy rows are MANN runs)."""
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in values.items() if k in known}
-        if values.get("model") == "protonet":  # ProtoNets runs from before these fields had one query row
-            values.setdefault("train_queries", 1)
-            values.setdefault("val_queries", 1)
-        if values.get("model") in GRADIENT_MODELS:
-            if "maml_impl" not in values:  # gradient runs from before maml_impl used learn2learn's loop
-                values["maml_impl"] = LEGACY_MAML_IMPL
-            values.setdefault("train_queries", 1)  # ... and one query row
-            values.setdefault("published_learner", False)  # ... and this project's learners
-        return cls(**values)
+        return cls(**with_legacy_fields(values))
+
+
+def with_legacy_fields(values: dict) -> dict:
+    """A stored config's fields (a summary's, a checkpoint's; other keys dropped), with those it
+    predates that do not take the dataclass's defaults filled in as they were then."""
+    values = {k: v for k, v in values.items() if k in FIELDS}
+    if values.get("model") == "protonet":  # ProtoNets runs from before these fields had one query row
+        values.setdefault("train_queries", 1)
+        values.setdefault("val_queries", 1)
+    if values.get("model") in GRADIENT_MODELS:
+        if "maml_impl" not in values:  # gradient runs from before maml_impl used learn2learn's loop
+            values["maml_impl"] = LEGACY_MAML_IMPL
+        values.setdefault("train_queries", 1)  # ... and one query row
+        values.setdefault("published_learner", False)  # ... and this project's learners
+    return values
+
+
+def stored_config(values: dict) -> dict:
+    """Every field of a stored config, comparable with :meth:`TrainConfig.to_dict` (not checked:
+    a stored config is compared, not run)."""
+    return {**TrainConfig().to_dict(), **with_legacy_fields(values)}
 
 
 def refit_length(best_step: int, patience: int, eval_every: int) -> int:

@@ -25,7 +25,7 @@ from episodes.errors import UsageError
 from episodes.files import atomic_write, atomic_write_json, atomic_write_text
 from mann.models.protocol import Learner
 from mann.models.registry import build_learner
-from mann.training.config import EXECUTION_FIELDS, TrainConfig
+from mann.training.config import EXECUTION_FIELDS, TrainConfig, stored_config
 
 LOG_FIELDS = ("step", "train_loss", "train_acc", "val_loss", "val_acc", "wall_s")
 # What may change when a run is resumed: its length and how it executes.
@@ -70,7 +70,8 @@ def finished_summary(out: Path, config: TrainConfig) -> dict | None:
     if not path.exists():
         return None
     summary = json.loads(path.read_text())
-    same = all(summary.get(k) == v for k, v in config.to_dict().items() if k not in EXECUTION_FIELDS)
+    stored = stored_config(summary)
+    same = all(stored[k] == v for k, v in config.to_dict().items() if k not in EXECUTION_FIELDS)
     return summary if same else None
 
 
@@ -82,8 +83,9 @@ def save_checkpoint(path: Path, state: dict) -> None:
 def load_checkpoint(path: Path, config: TrainConfig) -> dict:
     """The checkpoint's state, refused unless it was made by this config (only its length may grow)."""
     state = torch.load(path, map_location="cpu", weights_only=False)
-    # A checkpoint from before the model field was a MANN's: the new fields take the MANN's values.
-    saved = {**TrainConfig().to_dict(), **state["config"]}
+    # A checkpoint from before a field existed: the field as runs were then (one from before the
+    # model field was a MANN's).
+    saved = stored_config(state["config"])
     wanted = config.to_dict()
     mismatched = [k for k, v in wanted.items() if k not in RESUMABLE_CHANGES and saved.get(k) != v]
     if mismatched:
