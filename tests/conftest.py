@@ -194,3 +194,20 @@ def learn2learn():
         return import_learn2learn()
     except UsageError as err:
         pytest.skip(f"learn2learn is not importable ({err}): the learn2learn models and comparisons need it")
+
+
+def random_episodes(tasks: int, ways: int, shots: int, seed: int, dtype=torch.float32):
+    """Random images [B, K+1, N, 784] and one-hot labels [B, K+1, N, N], each query row in its own order."""
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.rand(tasks, shots + 1, ways, 28 * 28, generator=gen, dtype=dtype)
+    labels = torch.eye(ways).repeat(tasks, shots + 1, 1, 1)
+    for b in range(tasks):
+        labels[b, -1] = labels[b, -1, torch.randperm(ways, generator=gen)]
+    return images, labels.to(dtype)
+
+
+def largest_difference(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    """max |a - b| over every tensor, relative to the largest |a| (some true gradients are ~0:
+    conv biases before batch norm)."""
+    top = max(float(x.abs().max()) for x in a)
+    return max(float((x - y).abs().max()) for x, y in zip(a, b)) / top

@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 
+from conftest import largest_difference, random_episodes
 from episodes import UsageError
 from mann.models.gradient import GradientLearner
 from mann.models.hyperparameters import GRADIENT_MODELS
@@ -20,16 +21,6 @@ from mann.sweep.store import legacy_identity
 from mann.training.config import TrainConfig, make_config
 
 WAYS, TASKS = 5, 3
-
-
-def episodes(tasks: int, ways: int, shots: int, seed: int, dtype=torch.float32):
-    """images [B, K+1, N, 784] and one-hot labels [B, K+1, N, N], each query row in its own order."""
-    gen = torch.Generator().manual_seed(seed)
-    images = torch.rand(tasks, shots + 1, ways, 28 * 28, generator=gen, dtype=dtype)
-    labels = torch.eye(ways).repeat(tasks, shots + 1, 1, 1)
-    for b in range(tasks):
-        labels[b, -1] = labels[b, -1, torch.randperm(ways, generator=gen)]
-    return images, labels.to(dtype)
 
 
 def pair(model: str, steps: int, first_order: bool = False, dtype=torch.float32):
@@ -47,13 +38,6 @@ def meta_gradient(learner, images, labels) -> list[torch.Tensor]:
     return list(torch.autograd.grad(query_loss(logits, labels), list(learner.module.parameters())))
 
 
-def largest_difference(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
-    """max |a - b| over every tensor, relative to the largest |a| (some true gradients are ~0:
-    conv biases before batch norm)."""
-    top = max(float(x.abs().max()) for x in a)
-    return max(float((x - y).abs().max()) for x, y in zip(a, b)) / top
-
-
 @pytest.mark.parametrize("model", GRADIENT_MODELS)
 def test_parameters_have_learn2learns_names_order_and_initial_values(learn2learn, model):
     reference, ours = pair(model, 1)
@@ -69,7 +53,7 @@ def test_parameters_have_learn2learns_names_order_and_initial_values(learn2learn
 def test_second_order_meta_gradient_equals_learn2learns_loop(learn2learn, model, steps):
     # float64, so the comparison is tight: the two differ only in the order of float additions.
     reference, ours = pair(model, steps, dtype=torch.float64)
-    images, labels = episodes(TASKS, WAYS, 1, seed=steps, dtype=torch.float64)
+    images, labels = random_episodes(TASKS, WAYS, 1, seed=steps, dtype=torch.float64)
     a, b = meta_gradient(reference, images, labels), meta_gradient(ours, images, labels)
     assert [x.shape for x in a] == [x.shape for x in b]
     assert largest_difference(a, b) < 1e-12
@@ -81,7 +65,7 @@ def test_second_order_meta_gradient_equals_learn2learns_loop(learn2learn, model,
 
 def test_first_order_meta_gradient_equals_learn2learns_loop(learn2learn):
     reference, ours = pair("maml-cnn", 5, first_order=True, dtype=torch.float64)
-    images, labels = episodes(TASKS, WAYS, 1, seed=7, dtype=torch.float64)
+    images, labels = random_episodes(TASKS, WAYS, 1, seed=7, dtype=torch.float64)
     assert largest_difference(meta_gradient(reference, images, labels), meta_gradient(ours, images, labels)) < 1e-12
 
 
@@ -90,14 +74,14 @@ def test_float32_meta_gradient_is_within_1e_4_of_learn2learns(learn2learn, model
     # The 5-way recipe (one step of 0.4). Five steps of 0.4 amplify float32 rounding to ~1e-2 in
     # both implementations alike; in float64 (above) they agree to ~1e-14 there too.
     reference, ours = pair(model, 1)
-    images, labels = episodes(TASKS, WAYS, 2, seed=3)
+    images, labels = random_episodes(TASKS, WAYS, 2, seed=3)
     assert largest_difference(meta_gradient(reference, images, labels), meta_gradient(ours, images, labels)) < 1e-4
 
 
 @pytest.mark.parametrize("model", GRADIENT_MODELS)
 def test_test_time_logits_equal_learn2learns(learn2learn, model):
     reference, ours = pair(model, 1, dtype=torch.float64)  # test_adapt_steps = 3, first order
-    images, labels = episodes(TASKS, WAYS, 1, seed=11, dtype=torch.float64)
+    images, labels = random_episodes(TASKS, WAYS, 1, seed=11, dtype=torch.float64)
     hidden = hide_query_labels(labels)
     with torch.no_grad():  # as the evaluation calls it
         a, b = reference.scores(images, hidden, training=False), ours.scores(images, hidden, training=False)
@@ -110,7 +94,7 @@ def test_the_vectorized_default_trains_without_learn2learn(monkeypatch):
     config = make_config("maml-cnn", WAYS, seed=0)
     assert config.maml_impl == "vectorized"
     learner = build_learner(config)
-    images, labels = episodes(2, WAYS, 1, seed=0)
+    images, labels = random_episodes(2, WAYS, 1, seed=0)
     meta_gradient(learner, images, labels)
     with pytest.raises(UsageError, match="learn2learn"):
         build_learner(make_config("maml-cnn", WAYS, maml_impl="learn2learn"))
@@ -138,7 +122,7 @@ def test_several_query_rows_give_learn2learns_meta_gradient(learn2learn, model):
     ours.module.load_state_dict(reference.module.state_dict())
     for learner in (reference, ours):
         learner.module.double()
-    images, labels = episodes(4, WAYS, 4, seed=5, dtype=torch.float64)  # 5 rows: K=2 support, Q=3 queries
+    images, labels = random_episodes(4, WAYS, 4, seed=5, dtype=torch.float64)  # 5 rows: K=2 support, Q=3 queries
 
     def gradient(learner):
         logits = learner.scores(images, hide_query_labels(labels, 3), training=True)

@@ -27,7 +27,7 @@ from typing import Iterator
 
 from episodes.errors import UsageError
 from episodes.files import atomic_write_json, atomic_write_text
-from mann.models.hyperparameters import GRADIENT_MODELS, LEGACY_MAML_IMPL
+from mann.training.config import with_legacy_fields
 from mann.sweep.grid import Cell
 
 SPEC_FILE = "sweep.json"
@@ -42,17 +42,9 @@ LEGACY_IDENTITY = {"model": "mann", "lr_halve_every": 0, "train_ways": None, "fa
 
 
 def legacy_identity(identity: dict) -> dict:
-    """A stored cell's identity with the fields it predates filled in as they were then: gradient
-    models adapted with learn2learn's loop before ``maml_impl`` existed, other models have none."""
-    filled = {**LEGACY_IDENTITY, **identity}
-    if filled["model"] in GRADIENT_MODELS:
-        if "maml_impl" not in identity:
-            filled["maml_impl"] = LEGACY_MAML_IMPL
-        if "train_queries" not in identity:  # one query row before gradient models could train on more
-            filled["train_queries"] = 1
-        if "published_learner" not in identity:  # this project's learners before Finn et al.'s were offered
-            filled["published_learner"] = False
-    return filled
+    """A stored cell's identity with the fields it predates filled in as they were then: a run
+    folder's rules (:func:`mann.training.config.with_legacy_fields`), then the MANN's values."""
+    return {**LEGACY_IDENTITY, **identity, **with_legacy_fields(identity)}
 
 
 def read_jsonl(path: Path) -> list[dict]:
