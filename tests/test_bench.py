@@ -100,6 +100,15 @@ def test_the_maml_benchmark_times_both_implementations_without_omniglot(tmp_path
     assert "MAML-CNN meta-update" in text
 
 
+def test_the_micro_batch_benchmark_times_each_size_against_the_whole_meta_batch(tmp_path):
+    plan = BenchPlan(micro_batch_shapes=((3, 2, 4, 2, 0.4),), micro_batches=(3, 1), seconds=0.01)
+    tables = run_benchmarks(str(tmp_path / "no-omniglot-here"), plan, {"micro-batch"}, progress=lambda message: None)
+    table = tables["micro-batch"]
+    assert list(table["micro-batch"]) == ["whole meta-batch", "3 tasks", "1 task"]
+    assert (table["s/update"] > 0).all() and table["speed-up vs whole"].iloc[0] == 1.0
+    assert "whole meta-batch vs micro-batches" in format_tables(tables, machine(), "mann bench --only micro-batch")
+
+
 def test_meta_update_flops_count_the_cnns_multiply_adds():
     from mann.bench.benchmarks import cnn_learner_macs, meta_update_flops
 

@@ -33,6 +33,7 @@ def run_cli(args, capsys):
         (["--ways", "101", "--split", "cs330"], "larger than the split's 100 classes"),
         (["--split", "vinyals", "--rotations"], "lists already hold every character at 0/90/180/270 degrees"),
         (["--split", "vinyals"], "vinyals needs the full Omniglot"),
+        (["--batch-size", "8", "--micro-batch", "9"], "--micro-batch 9: more than the 8 episodes"),
     ],
 )
 def test_bad_training_flags(flags, match, synthetic_root, tmp_path, capsys):

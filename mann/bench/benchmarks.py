@@ -11,6 +11,9 @@
   learner: learn2learn's per-task clone()/adapt() loop vs every task at once
   (``mann.models.maml_batched``), with the compute floor of one update from its
   FLOPs and this machine's measured rate for the learner's largest convolution;
+* the same meta-update on the recipes' 5-shot and 20-way shapes, the whole
+  meta-batch at once vs in micro-batches of a few tasks (``--micro-batch``,
+  :mod:`mann.training.micro_batches`);
 * end to end: ``mann train`` steps/s and peak memory vs a starter-style loop
   (a DataLoader over the per-episode generator, stock MANN), each in its own
   process so peak resident memory is its own;
@@ -28,6 +31,7 @@ import statistics
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -54,6 +58,7 @@ from mann.training.config import make_config
 from mann.training.data import prepare_splits
 from mann.training.device import keep_freed_memory
 from mann.training.loop import train
+from mann.training.micro_batches import backward_in_micro_batches
 
 
 @dataclass(frozen=True)
@@ -67,13 +72,18 @@ class BenchPlan:
     e2e_steps: int = 200
     protonet_shots: tuple[int, ...] = (1, 5)
     maml_shapes: tuple[tuple[int, int, int, float], ...] = ((5, 32, 1, 0.4), (20, 16, 5, 0.1))
+    micro_batch_shapes: tuple[tuple[int, int, int, int, float], ...] = (
+        (5, 5, 32, 1, 0.4), (20, 1, 16, 5, 0.1), (20, 5, 16, 5, 0.1))
+    micro_batches: tuple[int, ...] = (4, 2, 1)
     grading_class: int = 40  # submissions of the generated class (mann.grading.specimens.make_class)
     grading_jobs: int = 2
 
 
-# MAML shapes: (N, meta-batch, inner steps, step size) of Finn et al.'s 5- and 20-way 1-shot Omniglot recipes.
+# MAML shapes: (N, meta-batch, inner steps, step size) of Finn et al.'s 5- and 20-way 1-shot Omniglot recipes;
+# micro-batch shapes: (N, K, meta-batch, inner steps, step size) of their other recipes (K queries per class).
 QUICK = BenchPlan(sampler_shapes=((5, 1),), model_shapes=((5, 1),), seconds=0.3, e2e_steps=30, protonet_shots=(1,),
-                  maml_shapes=((5, 4, 1, 0.4),), grading_class=4)
+                  maml_shapes=((5, 4, 1, 0.4),), micro_batch_shapes=((5, 1, 4, 1, 0.4),), micro_batches=(1,),
+                  grading_class=4)
 # Snell et al.'s training episodes: 60 classes, 5 queries per class.
 PROTONET_WAYS, PROTONET_QUERIES = 60, 5
 
@@ -299,6 +309,31 @@ def maml_update_times(plan: BenchPlan) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def micro_batch_times(plan: BenchPlan) -> pd.DataFrame:
+    """Seconds per vectorized MAML-CNN meta-update (second order, Adam) of each recipe shape, the whole
+    meta-batch at once vs micro-batches of each size in ``plan.micro_batches``, on the same weights and tasks."""
+    rows = []
+    gen = torch.Generator().manual_seed(0)
+    for ways, shots, tasks, steps, step_size in plan.micro_batch_shapes:
+        images = torch.rand(tasks, 2 * shots, ways, IMAGE_DIM, generator=gen)  # K support + K query rows
+        labels = torch.eye(ways).expand(tasks, 2 * shots, ways, ways).contiguous()
+        learner = BatchedGradientLearner("maml-cnn", ways, step_size, steps, steps, False,
+                                         torch.Generator().manual_seed(0), shots=shots)
+        optimizer = torch.optim.Adam(learner.module.parameters(), lr=1e-3)
+
+        def update(micro_batch, learner=learner, optimizer=optimizer, images=images, labels=labels, shots=shots):
+            optimizer.zero_grad(set_to_none=True)
+            backward_in_micro_batches(learner, images, labels, shots, micro_batch)
+            optimizer.step()
+
+        sizes = {"whole meta-batch": None, **{f"{m} task{'s' if m > 1 else ''}": m for m in plan.micro_batches}}
+        times = fastest_interleaved({name: partial(update, m) for name, m in sizes.items()}, plan.seconds * 2)
+        for name, seconds in times.items():
+            rows.append({"N": ways, "K": shots, "B": tasks, "inner steps": steps, "micro-batch": name,
+                         "s/update": seconds, "speed-up vs whole": times["whole meta-batch"] / seconds})
+    return pd.DataFrame(rows)
+
+
 def peak_rss_mib() -> float:
     """This process's peak resident memory in MiB.
 
@@ -343,6 +378,12 @@ def _maml_child(plan: BenchPlan, threads: int, queue) -> None:
     torch.set_num_threads(threads)
     keep_freed_memory()  # as mann train does, for both implementations
     queue.put(maml_update_times(plan))
+
+
+def _micro_batch_child(plan: BenchPlan, threads: int, queue) -> None:
+    torch.set_num_threads(threads)
+    keep_freed_memory()  # as mann train does
+    queue.put(micro_batch_times(plan))
 
 
 def _model_child(plan: BenchPlan, threads: int, queue) -> None:
@@ -425,6 +466,9 @@ def run_benchmarks(
             if "maml" in parts:
                 progress("maml: timing MAML-CNN meta-updates in a fresh process ...")
                 tables["maml"] = in_fresh_process(_maml_child, plan, torch.get_num_threads())
+            if "micro-batch" in parts:
+                progress("micro-batch: timing MAML-CNN meta-updates whole and in micro-batches in a fresh process ...")
+                tables["micro-batch"] = in_fresh_process(_micro_batch_child, plan, torch.get_num_threads())
             if "e2e" in parts:
                 progress("end to end: training in fresh processes ...")
                 tables["e2e"] = end_to_end(data_root, tree, plan, torch.get_num_threads())
@@ -466,7 +510,9 @@ def format_tables(tables: dict[str, pd.DataFrame], info: dict, command: str) -> 
     """All tables as one Markdown document, with the machine and the command."""
     titles = {"sampler": "Sampler (episodes/s)", "model": "Model step (forward + backward + Adam)",
               "protonet": "ProtoNets step (one 60-way episode, 5 queries per class)",
-              "maml": "MAML-CNN meta-update (forward, second-order meta-gradient, Adam), 1-shot", "e2e": "End to end",
+              "maml": "MAML-CNN meta-update (forward, second-order meta-gradient, Adam), 1-shot",
+              "micro-batch": "MAML-CNN meta-update (vectorized, second order, Adam): whole meta-batch vs micro-batches",
+              "e2e": "End to end",
               "grading": "Grading: seconds per submission of a generated class (default rubric, serial run)",
               "grading_class": "Grading: the class serial vs several sandboxes at once"}
     lines = ["# mann-bench benchmarks", "", "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), "",

@@ -1,5 +1,5 @@
 """``mann bench``: benchmarks of the sampler, the model step, the ProtoNets step, the MAML meta-update
-and ``mann train``, each against its baseline."""
+(whole and in micro-batches) and ``mann train``, each against its baseline."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from episodes.files import ensure_writable_dir
 from mann import bench, training
 from mann.commands.args import add_data_args, add_threads_arg
 
-PARTS = ("sampler", "model", "protonet", "maml", "e2e", "grading")
+PARTS = ("sampler", "model", "protonet", "maml", "micro-batch", "e2e", "grading")
 DEFAULT_PARTS = PARTS[:-1]  # grading a class of 40 takes about half an hour: asked for by name
 
 

@@ -73,6 +73,10 @@ def add_parser(sub) -> None:
     data.add_argument("--also-test-ways", type=int, nargs="+", metavar="N",
                       help="also test the final weights on N-way episodes for each N given (e.g. 20)")
     p.add_argument("--device", default=D.device, help="auto | cpu | cuda (default %(default)s)")
+    p.add_argument("--micro-batch", type=int, metavar="M",
+                   help="forward and backward M episodes of a step at a time, adding up their gradients: the "
+                        "same step up to float rounding, less memory (MANN, MAML, Meta-SGD, ANIL; default: the "
+                        "whole batch at once; may change on --resume)")
     p.add_argument("--out", help="run folder (summary.json, log.csv, checkpoint.pt, model.pt)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -91,7 +95,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         maml_impl=args.maml_impl, published_learner=args.published_learner,
         train_ways=args.train_ways, train_queries=args.train_queries, val_queries=args.val_queries, patience=args.patience, refit=args.refit,
         also_test_ways=tuple(args.also_test_ways) if args.also_test_ways else None, split=args.split, split_seed=args.split_seed, rotations=args.rotations, resize=args.resize,
-        test_episodes=args.test_episodes, eval_seed=args.eval_seed, device=args.device,
+        test_episodes=args.test_episodes, eval_seed=args.eval_seed, device=args.device, micro_batch=args.micro_batch,
     )
 
 

@@ -43,6 +43,10 @@ MODELS = {
     "protonet": "prototypical networks, 4-layer CNN embedding (plain torch, no learn2learn)",
 }
 GRADIENT_MODELS = ("maml-fc", "maml-cnn", "metasgd-cnn", "anil-cnn")
+# Models that compute each episode of a batch on its own (MAML's batch norm takes each task's own
+# statistics): their loss over a batch is the mean of per-episode losses, so it may be computed in
+# micro-batches. Not ProtoNets (one batch norm over every episode's images), nor a user's class.
+EPISODE_WISE_MODELS = ("mann", *GRADIENT_MODELS)
 # How a gradient model adapts its tasks: all at once in plain torch (mann.models.maml_batched), or
 # learn2learn's per-task loop (mann.models.gradient), the reference the first is tested against.
 MAML_IMPLS = ("vectorized", "learn2learn")

@@ -85,6 +85,7 @@ PARAMS: dict[str, type] = {
     "train_ways": int, "fast_lr": float, "adapt_steps": int, "test_adapt_steps": int, "first_order": bool,
     "maml_impl": str, "published_learner": bool, "eval_every": int, "val_episodes": int, "checkpoint_every": int,
     "train_queries": int, "val_queries": int, "patience": int, "refit": bool, "also_test_ways": list,
+    "micro_batch": int,
 }
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 PRESET_FOLDER = "presets"

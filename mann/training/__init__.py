@@ -3,6 +3,7 @@
 config.py      TrainConfig and make_config: a model's published defaults, the given values, checked once
 data.py        RunSplits / prepare_splits: the run's train, val and test splits, built once
 loop.py        train(config, splits, out): the loop for every model, resumable exactly
+micro_batches.py  a step's gradient a few episodes at a time (--micro-batch), the whole batch's up to rounding
 scoring.py     evaluate(learner, batches): per-episode query accuracy and mean loss
 run_folder.py  log.csv, checkpoint.pt, model.pt, summary.json; load_run rebuilds a finished run
 events.py      the log's rows as TensorBoard events beside it (when the tensorboard package is installed)

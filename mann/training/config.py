@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from episodes.errors import UsageError
 from episodes.layout import DRAWERS, RESIZES, SCHEMES, episode_shape_problems
 from mann.models.hyperparameters import (
-    FLAGS, GRADIENT_MODELS, KIND_FIELDS, LEGACY_MAML_IMPL, MAML_IMPLS, MODELS, is_plugin, model_kind, model_label, published_defaults, resolve_plugin_spec,
+    EPISODE_WISE_MODELS, FLAGS, GRADIENT_MODELS, KIND_FIELDS, LEGACY_MAML_IMPL, MAML_IMPLS, MODELS, is_plugin, model_kind, model_label, published_defaults, resolve_plugin_spec,
 )
 
 Check = tuple[bool, str]
@@ -43,6 +43,12 @@ class TrainConfig:
         episodes (one ProtoNets model serves the 5- and 20-way tests).
     resize: how the store's 28x28 images were made (episodes.omniglot: lanczos, or
         nearest as the papers' code did); the store a run gets must match it.
+    micro_batch: run forward and backward on so many episodes of a step at a time and
+        add up their gradients (None: the whole batch at once). The mean loss and its
+        gradient are the batch's, up to float rounding, for models that compute each
+        episode on their own (:data:`mann.models.hyperparameters.EPISODE_WISE_MODELS`);
+        it only changes memory and speed, so, like the device, it is not part of what a
+        run computes and may change when a run resumes.
     """
 
     model: str = "mann"
@@ -77,6 +83,7 @@ class TrainConfig:
     checkpoint_every: int = 1000
     checkpoint_minutes: float = 5.0
     device: str = "auto"
+    micro_batch: int | None = None
     fast: bool | None = True
 
     def __post_init__(self) -> None:
@@ -146,7 +153,7 @@ def refit_length(best_step: int, patience: int, eval_every: int) -> int:
 
 FIELDS = tuple(f.name for f in fields(TrainConfig))
 # Fields that say how a run executes, not what it computes.
-EXECUTION_FIELDS = ("device", "checkpoint_every", "checkpoint_minutes")
+EXECUTION_FIELDS = ("device", "checkpoint_every", "checkpoint_minutes", "micro_batch")
 
 
 def make_config(model: str = "mann", ways: int = 5, **given) -> TrainConfig:
@@ -244,7 +251,27 @@ def config_checks(c: TrainConfig) -> list[Check]:
         (c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:"),
          f"--device {c.device!r}: choose auto, cpu or cuda"),
     ]
-    return checks
+    return checks + micro_batch_checks(c)
+
+
+def micro_batch_checks(c: TrainConfig) -> list[Check]:
+    """--micro-batch: a number of episodes in 1..B, for a model whose episodes do not see each other."""
+    m = c.micro_batch
+    if m is None:
+        return []
+    if not isinstance(m, int) or isinstance(m, bool) or m < 1:
+        return [(False, f"--micro-batch {m!r}: use 1 or more episodes per pass, or leave it out for the whole "
+                        "batch at once")]
+    episodes = f"{c.batch_size} episode{'s' if c.batch_size != 1 else ''}"
+    return [
+        (c.model in EPISODE_WISE_MODELS,
+         f"--micro-batch {m} with --model {c.label}: "
+         + ("its batch norm pools the images of every episode of a step, so" if c.model == "protonet" else
+            "a user's model may let the episodes of a step interact (batch norm, attention), so")
+         + " its loss in micro-batches would not be the batch's; drop --micro-batch"),
+        (m <= c.batch_size, f"--micro-batch {m}: more than the {episodes} of a step (--batch-size); "
+                            f"use {c.batch_size} or fewer"),
+    ]
 
 
 def raise_first_failure(checks: list[Check]) -> None:

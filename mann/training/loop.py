@@ -11,6 +11,9 @@ test_episodes, eval_seed)`` — the same episodes for every model of the same N,
 K and split. A run interrupted and resumed gives the numbers of one that was
 not: the checkpoint holds the weights, the optimiser and schedule, the
 sampler's generator and the partial averages of the current log window.
+``micro_batch`` computes each step's gradient a few episodes at a time
+(:mod:`mann.training.micro_batches`); it may differ on resuming, which changes
+the numbers by float rounding only.
 
 Two options give the protocol of Snell et al. (2017): ``patience`` stops when
 the validation loss has not improved for that many evaluations and keeps the
@@ -36,7 +39,7 @@ from episodes.files import atomic_write, ensure_writable_dir
 from episodes.prefetch import Prefetcher, has_spare_core
 from episodes.sampler import EpisodeSampler, fixed_episodes
 from episodes.splits import Split
-from mann.models.protocol import hide_query_labels, parameter_count, query_hits, query_loss
+from mann.models.protocol import parameter_count, query_hits
 from mann.models.registry import build_learner
 from mann.provenance import run_environment
 from mann.signals import Stopped, stop_at_safe_point
@@ -45,6 +48,7 @@ from mann.training.config import TrainConfig, refit_length
 from mann.training.data import RunSplits
 from mann.training.device import keep_freed_memory, resolve_device
 from mann.training.events import write_events
+from mann.training.micro_batches import backward_in_micro_batches
 from mann.training.scoring import evaluate
 from mann.training.run_folder import (
     check_run_folder, finished_summary, load_checkpoint, save_checkpoint, write_log, write_summary,
@@ -200,15 +204,13 @@ def run_phase(
         while step < steps and not stopped:
             step += 1
             images, labels = batches.next()
-            logits = learner.scores(images, hide_query_labels(labels, queries), training=True)
-            loss = query_loss(logits, labels)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss, logits = backward_in_micro_batches(learner, images, labels, queries, config.micro_batch)
             optimizer.step()
             if schedule is not None:
                 schedule.step()
-            window["loss"] += loss.detach()
-            window["acc"] += query_hits(logits.detach(), labels).float().mean()
+            window["loss"] += loss
+            window["acc"] += query_hits(logits, labels).float().mean()
             window["steps"] += 1
             bar.update(1)
             if on_step is not None:
