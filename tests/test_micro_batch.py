@@ -11,6 +11,7 @@ from conftest import largest_difference, random_episodes, train_cut_at, train_on
 from episodes import UsageError
 from mann.commands import build_parser
 from mann.commands.sweep import spec_from_args
+from mann.models.protocol import hide_query_labels, query_loss
 from mann.models.registry import build_learner
 from mann.sweep.grid import expand
 from mann.training.config import make_config
@@ -39,6 +40,19 @@ def test_a_step_in_micro_batches_is_the_whole_batchs_step(model, extra):
         assert float((part_loss - loss).abs()) < 1e-6
         assert torch.allclose(part_logits, logits, atol=1e-5)
         assert largest_difference(grads, part_grads) < 1e-5, micro_batch
+
+
+def test_the_whole_batch_is_the_plain_step_to_the_bit():
+    # Runs trained before --micro-batch existed must resume to the same numbers.
+    config = make_config("maml-cnn", WAYS, shots=SHOTS, batch_size=TASKS, adapt_steps=2, device="cpu")
+    images, labels = random_episodes(TASKS, WAYS, SHOTS, seed=4)
+    plain = build_learner(config)
+    logits = plain.scores(images, hide_query_labels(labels), training=True)
+    loss = query_loss(logits, labels)
+    loss.backward()
+    got_loss, got_logits, got_grads = gradient_of(config, images, labels, None)
+    assert torch.equal(got_loss, loss.detach()) and torch.equal(got_logits, logits.detach())
+    assert all(torch.equal(p.grad, g) for p, g in zip(plain.module.parameters(), got_grads))
 
 
 def test_the_slices_cover_the_batch_once():

@@ -36,17 +36,11 @@ def backward_in_micro_batches(learner: Learner, images: torch.Tensor, labels: to
     gradients are added to what ``.grad`` holds: zero it first.
     Returns (the batch's mean query loss, a detached float32 scalar; the query
     logits, detached float32 [B, Q·N, N]). With one slice (``micro_batch`` None
-    or >= B) this is exactly the plain step: scores, loss, backward.
+    or >= B) the weight is 1.0 and every number is the plain step's (scores, loss, backward).
     """
     batch = images.shape[0]
-    slices = micro_batch_slices(batch, micro_batch)
-    if len(slices) == 1:
-        logits = learner.scores(images, hide_query_labels(labels, queries), training=True)
-        loss = query_loss(logits, labels)
-        loss.backward()
-        return loss.detach(), logits.detach()
     losses, all_logits = [], []
-    for part in slices:
+    for part in micro_batch_slices(batch, micro_batch):
         logits = learner.scores(images[part], hide_query_labels(labels[part], queries), training=True)
         # Every episode scores the same Q·N queries, so the micro-batch's share of the batch's mean is its size / B.
         loss = query_loss(logits, labels[part]) * ((part.stop - part.start) / batch)
