@@ -368,27 +368,21 @@ def in_fresh_process(target: Callable, *args):
         proc.join()
 
 
-def _protonet_child(plan: BenchPlan, threads: int, queue) -> None:
+def _timing_child(timing, plan: BenchPlan, threads: int, queue) -> None:
+    """Put ``timing(plan)`` on the queue, timed with ``threads`` threads and malloc set as mann train sets it."""
     torch.set_num_threads(threads)
-    keep_freed_memory()  # as mann train does, for both layer orders
-    queue.put(protonet_step_times(plan))
+    keep_freed_memory()
+    queue.put(timing(plan))
 
 
-def _maml_child(plan: BenchPlan, threads: int, queue) -> None:
-    torch.set_num_threads(threads)
-    keep_freed_memory()  # as mann train does, for both implementations
-    queue.put(maml_update_times(plan))
-
-
-def _micro_batch_child(plan: BenchPlan, threads: int, queue) -> None:
-    torch.set_num_threads(threads)
-    keep_freed_memory()  # as mann train does
-    queue.put(micro_batch_times(plan))
-
-
-def _model_child(plan: BenchPlan, threads: int, queue) -> None:
-    torch.set_num_threads(threads)
-    queue.put(model_step_times(plan))
+# The parts that time random tensors, each in a fresh process so that no part inherits another's
+# allocator or thread pool: part → (what its progress line says, the timing function).
+TIMING_PARTS = {
+    "model": ("timing training steps", model_step_times),
+    "protonet": ("timing 60-way training steps", protonet_step_times),
+    "maml": ("timing MAML-CNN meta-updates", maml_update_times),
+    "micro-batch": ("timing MAML-CNN meta-updates whole and in micro-batches", micro_batch_times),
+}
 
 
 def _e2e_child(kind: str, data_root: str | None, tree: Path, plan: BenchPlan, threads: int, queue) -> None:
@@ -457,18 +451,10 @@ def run_benchmarks(
             if "sampler" in parts:
                 progress("sampler: timing samplers ...")
                 tables["sampler"] = sampler_rates(make_split(store, "cs330", "train"), tree, plan)
-            if "model" in parts:
-                progress("model: timing training steps in a fresh process ...")
-                tables["model"] = in_fresh_process(_model_child, plan, torch.get_num_threads())
-            if "protonet" in parts:
-                progress("protonet: timing 60-way training steps in a fresh process ...")
-                tables["protonet"] = in_fresh_process(_protonet_child, plan, torch.get_num_threads())
-            if "maml" in parts:
-                progress("maml: timing MAML-CNN meta-updates in a fresh process ...")
-                tables["maml"] = in_fresh_process(_maml_child, plan, torch.get_num_threads())
-            if "micro-batch" in parts:
-                progress("micro-batch: timing MAML-CNN meta-updates whole and in micro-batches in a fresh process ...")
-                tables["micro-batch"] = in_fresh_process(_micro_batch_child, plan, torch.get_num_threads())
+            for part, (doing, timing) in TIMING_PARTS.items():
+                if part in parts:
+                    progress(f"{part}: {doing} in a fresh process ...")
+                    tables[part] = in_fresh_process(_timing_child, timing, plan, torch.get_num_threads())
             if "e2e" in parts:
                 progress("end to end: training in fresh processes ...")
                 tables["e2e"] = end_to_end(data_root, tree, plan, torch.get_num_threads())
