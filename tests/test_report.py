@@ -30,6 +30,20 @@ def test_report_tabulates_every_run_with_ci_and_target(tmp_path, capsys):
     assert (tmp_path / "out" / "runs.csv").read_text().count("\n") == 3
 
 
+def test_report_tells_runs_on_different_splits_apart(tmp_path):
+    fake_run(tmp_path / "runs" / "finn", 2, 1, 0.95, 0.01)
+    fake_run(tmp_path / "runs" / "standard", 2, 1, 0.91, 0.01)
+    for name, extra in [("finn", {"split": "cs330", "rotations": True}), ("standard", {"split": "vinyals"})]:
+        path = tmp_path / "runs" / name / "summary.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), **extra}))
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]) == 0
+    rows = {line.split("|")[1].strip(): line for line in (tmp_path / "out" / "table.md").read_text().splitlines()[2:]
+            if line.startswith("|")}
+    assert "cs330 + rotations" in rows["finn"] and "vinyals" in rows["standard"]
+    # the handout's targets are for the assignment's runs only: plain cs330, no rotations
+    assert "> 90%" not in rows["finn"] and "> 90%" not in rows["standard"]
+
+
 def test_report_of_an_empty_folder_is_refused(tmp_path):
     with pytest.raises(UsageError, match="no finished runs"):
         collect(tmp_path)

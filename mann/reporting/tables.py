@@ -40,11 +40,25 @@ def collect(folder: str | Path) -> pd.DataFrame:
             .reset_index(drop=True))
 
 
+def split_labels(runs: pd.DataFrame) -> list[str]:
+    """Each run's split as a reader tells runs apart: "vinyals", "cs330 + rotations", ...
+
+    Summaries written before ``--split`` existed hold none: those runs used cs330, then the only split.
+    """
+    splits = runs["split"].fillna("cs330") if "split" in runs else pd.Series("cs330", index=runs.index)
+    rotated = runs["rotations"].fillna(False).astype(bool) if "rotations" in runs else pd.Series(False, index=runs.index)
+    return [f"{split} + rotations" if rot else str(split) for split, rot in zip(splits, rotated)]
+
+
 def accuracy_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """The readable table: one row per run, accuracy as '% ± CI', times, the handout's target."""
+    """The readable table: one row per run (its folder, model, split, N, K, ...), accuracy as '% ± CI',
+    times, and the handout's target where the run is one of the assignment's (the cs330 split)."""
+    splits = split_labels(runs)
     table = pd.DataFrame(
         {
+            "run": runs["run"],
             "model": [model_label(m) for m in runs["model"]],
+            "split": splits,
             "K": runs["shots"],
             "N": runs["ways"],
             "hidden": runs["hidden"].astype("Int64"),
@@ -52,7 +66,8 @@ def accuracy_table(runs: pd.DataFrame) -> pd.DataFrame:
             "steps": runs["steps"],
             "test accuracy % (95% CI)": [format_ci(m, c) for m, c in zip(runs["test_accuracy"], runs["test_ci95"])],
             "test episodes": runs["test_episodes"],
-            "handout target": [HANDOUT_TARGETS.get((k, n), "") for k, n in zip(runs["shots"], runs["ways"])],
+            "handout target": [HANDOUT_TARGETS.get((k, n), "") if split == "cs330" else ""
+                               for k, n, split in zip(runs["shots"], runs["ways"], splits)],
             "train time (min)": (runs["train_time_s"] / 60).round(1),
             "steps/s": runs["steps_per_s"].astype(float).round(1),
             "device": runs["device"],
