@@ -271,3 +271,37 @@ def test_papers_protocol_table_joins_stores_finished_training_and_missing_cells(
     ]:
         assert main(["report", *argv]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_papers_report_prints_each_stores_measured_gap_reasons_and_refuses_bad_ones(tmp_path, capsys):
+    # A reader of the papers' table finds, under it, why a cell is off its paper, linked to the run that shows it.
+    from mann.sweep.store import append_jsonl
+
+    store = tmp_path / "results" / "maml-omniglot"
+    store.mkdir(parents=True)
+    cell = {"model": "maml-fc", "ways": 5, "shots": 1, "split": "vinyals", "lr": 1e-3}
+    (store / "sweep.json").write_text(json.dumps({"name": "maml-omniglot", "cells": {"f1": cell}}))
+    append_jsonl(store / "results.jsonl", {
+        "cell": "f1", "status": "ok", **cell, "seed": 0, "hidden": None, "test_fingerprint": "cc8b4f0307",
+        "test_accuracy": 0.8746, "test_ci95": 0.0114, "steps": 60000, "wall_s": 5000.0})
+    evidence = tmp_path / "results" / "maml-fc-split" / "README.md"
+    evidence.parent.mkdir()
+    evidence.write_text("the run")
+    gap = 'model = "maml-fc"\nN = 5\nK = 1\nreason = "the split"\nevidence = "../maml-fc-split/README.md"\n'
+    (store / "gaps.toml").write_text("[[gap]]\n" + gap)
+    out = tmp_path / "results" / "papers-protocol"
+    assert main(["report", "--papers", str(store), "--out", str(out)]) == 0
+    md = (out / "table.md").read_text()
+    assert "- maml-fc 5-way 1-shot (-2.2): the split ([../maml-fc-split/README.md](../maml-fc-split/README.md))" in md
+
+    for text, message in [
+        ("[[gap]]\n" + gap.replace("K = 1", "K = 5"), "maml-fc 5-way 5-shot is not a test of this store's cells"),
+        ("[[gap]]\n" + gap.replace("reason", "why"), "unknown field(s) why; missing reason"),
+        ("[[gap]]\n" + gap.replace("maml-fc-split", "nowhere"), "evidence '../nowhere/README.md' is not a file"),
+        ("[[gap]]\n" + gap.replace("N = 5", 'N = "5"'), "N = '5' should be a whole number"),
+    ]:
+        (store / "gaps.toml").write_text(text)
+        (out / "table.md").write_text("kept")
+        assert main(["report", "--papers", str(store), "--out", str(out)]) == 2
+        assert message in capsys.readouterr().err
+        assert (out / "table.md").read_text() == "kept"  # refused before anything was rewritten

@@ -5,6 +5,7 @@ tables.py    collect run folders or a sweep store → CSV + Markdown: per-run ta
 papers.py    the published Omniglot figures, and a sweep's finished tests beside them
 progress.py  how far a sweep's unfinished cells have come, from their carried checkpoints
 protocol.py  the papers' protocol across sweep stores: every published cell beside ours, or how far it is
+gaps.py      a store's gaps.toml: the measured reason a cell is off its paper's figure, checked
 plots.py     PNGs (matplotlib, optional): accuracy vs N, accuracy vs hidden, learning curves
 lake.py      error rates of trained models on the 20 official one-shot runs
 

@@ -6,16 +6,19 @@ a paper reports (:data:`mann.reporting.papers.PUBLISHED`) or a store's cells
 make: ours ± 95% CI over the fixed test episodes where the cell finished, how far
 it has come where it is still training (from the carried checkpoints), or that no
 store has started it. Each row names its preset, so a reader finds the command.
+Under the table go the measured reasons for the gaps each store records (:mod:`mann.reporting.gaps`).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
 
 from episodes.errors import UsageError
 from episodes.files import atomic_write_text
+from mann.reporting.gaps import Gap, read_gaps
 from mann.models.hyperparameters import model_label
 from mann.reporting.papers import PUBLISHED, papers_table, published_columns, sources_note, test_ways
 from mann.reporting.progress import progress_rows
@@ -90,11 +93,35 @@ def protocol_table(folders: list[str | Path]) -> pd.DataFrame:
     return table.sort_values(["_order", "N", "K"], kind="stable").drop(columns="_order").reset_index(drop=True)
 
 
+def store_gaps(folder: Path) -> list[Gap]:
+    """The checked gaps.toml of the sweep store ``folder``: only for tests its vinyals cells make."""
+    cells = ResultStore(folder).spec().get("cells", {}).values()
+    tests = {(model_label(c["model"]), ways, int(c["shots"])) for c in cells if c.get("split") == "vinyals"
+             for ways in test_ways(c)}
+    return read_gaps(folder, tests)
+
+
+def gap_lines(gaps: list[Gap], table: pd.DataFrame, out: Path) -> list[str]:
+    """Markdown bullets under the table: each gap's cell, its difference, the reason, a link from ``out``."""
+    if not gaps:
+        return []
+    diff = table.set_index(["model", "N", "K"])["ours − published"]
+    lines = ["Where a cell is off its paper's figure, the measured reason:", ""]
+    for gap in gaps:
+        shown = diff.get((gap.model, gap.ways, gap.shots), "")
+        link = Path(os.path.relpath(gap.evidence, out.resolve())).as_posix()
+        lines.append(f"- {gap.model} {gap.ways}-way {gap.shots}-shot" + (f" ({shown})" if shown else "")
+                     + f": {gap.reason} ([{link}]({link}))")
+    return lines + [""]
+
+
 def write_protocol_report(folders: list[str | Path], out: str | Path) -> Path:
-    """papers.csv and table.md of :func:`protocol_table` in ``out``; return table.md."""
+    """papers.csv and table.md of :func:`protocol_table` in ``out``, the stores' gaps under the table;
+    return table.md."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     table = protocol_table(folders)
+    gaps = [gap for folder in folders for gap in store_gaps(Path(folder))]  # checked before anything is written
+    out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "papers.csv", table.to_csv(index=False))
     presets = sorted({p for p in table["preset"] if p})
     has_mann = (table["model"] == model_label("mann")).any()
@@ -104,6 +131,7 @@ def write_protocol_report(folders: list[str | Path], out: str | Path) -> Path:
         "every model), ± 95% CI over the episodes; one seed per cell. " + sources_note(table["source"])
         + (" The MANN has no published N-way K-shot figure on this protocol." if has_mann else ""), "",
         table.to_markdown(index=False, disable_numparse=True), "",
+        *gap_lines(gaps, table, out),
         "Each preset reproduces its rows (a fresh clone resumes unfinished cells from the carried checkpoints):", "",
         "```", *[f"mann sweep --preset {p}" for p in presets], "```", "",
         "This table:", "", "```",
