@@ -283,7 +283,8 @@ def test_papers_report_prints_each_stores_measured_gap_reasons_and_refuses_bad_o
     (store / "sweep.json").write_text(json.dumps({"name": "maml-omniglot", "cells": {"f1": cell}}))
     append_jsonl(store / "results.jsonl", {
         "cell": "f1", "status": "ok", **cell, "seed": 0, "hidden": None, "test_fingerprint": "cc8b4f0307",
-        "test_accuracy": 0.8746, "test_ci95": 0.0114, "steps": 60000, "wall_s": 5000.0})
+        "test_accuracy": 0.8746, "test_ci95": 0.0114, "steps": 60000, "wall_s": 5000.0, "batch_size": 32,
+        "final_train_loss": 0.2, "train_time_s": 5000.0, "test_episodes": 1000})
     evidence = tmp_path / "results" / "maml-fc-split" / "README.md"
     evidence.parent.mkdir()
     evidence.write_text("the run")
@@ -293,6 +294,8 @@ def test_papers_report_prints_each_stores_measured_gap_reasons_and_refuses_bad_o
     assert main(["report", "--papers", str(store), "--out", str(out)]) == 0
     md = (out / "table.md").read_text()
     assert "- maml-fc 5-way 1-shot (-2.2): the split ([../maml-fc-split/README.md](../maml-fc-split/README.md))" in md
+    assert main(["report", str(store)]) == 0  # the store's own report, linked from the store
+    assert "- maml-fc 5-way 1-shot (-2.2): the split ([../maml-fc-split/README.md]" in (store / "table.md").read_text()
 
     for text, message in [
         ("[[gap]]\n" + gap.replace("K = 1", "K = 5"), "maml-fc 5-way 5-shot is not a test of this store's cells"),

@@ -11,17 +11,24 @@ that shows it (relative to the store)::
     reason = "the split: ... 91.3 ± 0.9 on a split of Finn et al.'s kind"
     evidence = "../maml-fc-split/README.md"
 
-``mann report --papers`` prints them under its table, each linked from the table's folder.
+``mann report --papers`` prints them under its table, and ``mann report`` of the store under
+its "beside the papers" table, each linked from the table's folder.
 The file is written by hand after a diagnostic run; this module only reads and checks it.
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from episodes.errors import UsageError
+from mann.models.hyperparameters import model_label
+from mann.reporting.papers import test_ways
+from mann.sweep.store import ResultStore
 
 GAPS_FILE = "gaps.toml"
 FIELDS = {"model": str, "N": int, "K": int, "reason": str, "evidence": str}
@@ -80,3 +87,28 @@ def read_gaps(store: Path, tests: set[tuple[str, int, int]]) -> list[Gap]:
             raise UsageError(f"{where}: reason is empty; say what a run measured")
         gaps.append(Gap(key[0], key[1], key[2], entry["reason"].strip(), evidence))
     return gaps
+
+
+def store_gaps(folder: Path) -> list[Gap]:
+    """The checked gaps.toml of the sweep store ``folder``: only for tests its vinyals cells make."""
+    cells = ResultStore(folder).spec().get("cells", {}).values()
+    tests = {(model_label(c["model"]), ways, int(c["shots"])) for c in cells if c.get("split") == "vinyals"
+             for ways in test_ways(c)}
+    return read_gaps(folder, tests)
+
+
+def gap_lines(gaps: list[Gap], table: pd.DataFrame, out: Path) -> list[str]:
+    """Markdown bullets under the table: each gap's cell, its difference, the reason, a link from ``out``."""
+    if not gaps:
+        return []
+    diffs: dict[tuple, list[str]] = {}  # a sweep's table has one row per seed
+    for row in table.to_dict("records"):
+        if row["ours − published"]:
+            diffs.setdefault((row["model"], int(row["N"]), int(row["K"])), []).append(row["ours − published"])
+    lines = ["Where a cell is off its paper's figure, the measured reason:", ""]
+    for gap in gaps:
+        shown = ", ".join(diffs.get((gap.model, gap.ways, gap.shots), []))
+        link = Path(os.path.relpath(gap.evidence, out.resolve())).as_posix()
+        lines.append(f"- {gap.model} {gap.ways}-way {gap.shots}-shot" + (f" ({shown})" if shown else "")
+                     + f": {gap.reason} ([{link}]({link}))")
+    return lines + [""]

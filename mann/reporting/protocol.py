@@ -11,14 +11,13 @@ Under the table go the measured reasons for the gaps each store records (:mod:`m
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
 from episodes.errors import UsageError
 from episodes.files import atomic_write_text
-from mann.reporting.gaps import Gap, read_gaps
+from mann.reporting.gaps import gap_lines, store_gaps
 from mann.models.hyperparameters import model_label
 from mann.reporting.papers import PUBLISHED, papers_table, published_columns, sources_note, test_ways
 from mann.reporting.progress import progress_rows
@@ -91,28 +90,6 @@ def protocol_table(folders: list[str | Path]) -> pd.DataFrame:
     order = {label: i for i, label in enumerate(TABLE_ORDER)}
     table = table.astype(object).fillna("").assign(_order=[order.get(m, len(order)) for m in table["model"]])
     return table.sort_values(["_order", "N", "K"], kind="stable").drop(columns="_order").reset_index(drop=True)
-
-
-def store_gaps(folder: Path) -> list[Gap]:
-    """The checked gaps.toml of the sweep store ``folder``: only for tests its vinyals cells make."""
-    cells = ResultStore(folder).spec().get("cells", {}).values()
-    tests = {(model_label(c["model"]), ways, int(c["shots"])) for c in cells if c.get("split") == "vinyals"
-             for ways in test_ways(c)}
-    return read_gaps(folder, tests)
-
-
-def gap_lines(gaps: list[Gap], table: pd.DataFrame, out: Path) -> list[str]:
-    """Markdown bullets under the table: each gap's cell, its difference, the reason, a link from ``out``."""
-    if not gaps:
-        return []
-    diff = table.set_index(["model", "N", "K"])["ours − published"]
-    lines = ["Where a cell is off its paper's figure, the measured reason:", ""]
-    for gap in gaps:
-        shown = diff.get((gap.model, gap.ways, gap.shots), "")
-        link = Path(os.path.relpath(gap.evidence, out.resolve())).as_posix()
-        lines.append(f"- {gap.model} {gap.ways}-way {gap.shots}-shot" + (f" ({shown})" if shown else "")
-                     + f": {gap.reason} ([{link}]({link}))")
-    return lines + [""]
 
 
 def write_protocol_report(folders: list[str | Path], out: str | Path) -> Path:

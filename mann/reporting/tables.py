@@ -16,6 +16,7 @@ from episodes.errors import UsageError
 from episodes.files import atomic_write_text
 from mann.models.hyperparameters import model_label
 from mann.models.mann import mann_parameter_count
+from mann.reporting.gaps import gap_lines, store_gaps
 from mann.reporting.papers import papers_table, sources_note, tests_of
 from mann.reporting.progress import carried_logs, progress_rows
 from mann.stats import format_ci, mean_ci95_t
@@ -194,6 +195,7 @@ def write_sweep_report(folder: str | Path, out: str | Path | None = None) -> Pat
     """
     folder = Path(folder)
     out = Path(out) if out is not None else folder
+    gaps = store_gaps(folder)  # a bad gaps.toml is refused before anything is written
     out.mkdir(parents=True, exist_ok=True)
     running = progress_rows(folder)
     if not ResultStore(folder).latest() and not running.empty:
@@ -233,6 +235,7 @@ def write_sweep_report(folder: str | Path, out: str | Path | None = None) -> Pat
                   beside.to_markdown(index=False, disable_numparse=True), ""]
         note = sources_note(beside["source"]) if len(beside) else ""
         lines += [note, ""] if note else []
+        lines += gap_lines(gaps, beside, out)
     if not running.empty:
         lines += progress_lines(folder, out, running)
     else:  # every cell finished: an earlier report's progress files would be stale
