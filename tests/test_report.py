@@ -302,6 +302,7 @@ def test_papers_report_prints_each_stores_measured_gap_reasons_and_refuses_bad_o
         ("[[gap]]\n" + gap.replace("reason", "why"), "unknown field(s) why; missing reason"),
         ("[[gap]]\n" + gap.replace("maml-fc-split", "nowhere"), "evidence '../nowhere/README.md' is not a file"),
         ("[[gap]]\n" + gap.replace("N = 5", 'N = "5"'), "N = '5' should be a whole number"),
+        ("[[gaps]]\n" + gap, "unknown table or key(s) gaps; write each gap as a [[gap]] table"),
     ]:
         (store / "gaps.toml").write_text(text)
         (out / "table.md").write_text("kept")

@@ -26,8 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from episodes.errors import UsageError
-from mann.models.hyperparameters import model_label
-from mann.reporting.papers import test_ways
+from mann.reporting.papers import protocol_tests
 from mann.sweep.store import ResultStore
 
 GAPS_FILE = "gaps.toml"
@@ -56,9 +55,13 @@ def read_gaps(store: Path, tests: set[tuple[str, int, int]]) -> list[Gap]:
     if not path.exists():
         return []
     try:
-        entries = tomllib.loads(path.read_text()).get("gap", [])
+        document = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
         raise UsageError(f"{path} is not valid TOML ({error}); fix it or remove it") from None
+    others = sorted(set(document) - {"gap"})
+    if others:  # a misspelt [[gaps]] would otherwise print nothing, silently
+        raise UsageError(f"{path}: unknown table or key(s) {', '.join(others)}; write each gap as a [[gap]] table")
+    entries = document.get("gap", [])
     if not isinstance(entries, list):
         raise UsageError(f"{path}: write each gap as a [[gap]] table, not [gap]")
     gaps = []
@@ -92,9 +95,7 @@ def read_gaps(store: Path, tests: set[tuple[str, int, int]]) -> list[Gap]:
 def store_gaps(folder: Path) -> list[Gap]:
     """The checked gaps.toml of the sweep store ``folder``: only for tests its vinyals cells make."""
     cells = ResultStore(folder).spec().get("cells", {}).values()
-    tests = {(model_label(c["model"]), ways, int(c["shots"])) for c in cells if c.get("split") == "vinyals"
-             for ways in test_ways(c)}
-    return read_gaps(folder, tests)
+    return read_gaps(folder, {test for config in cells for test in protocol_tests(config)})
 
 
 def gap_lines(gaps: list[Gap], table: pd.DataFrame, out: Path) -> list[str]:

@@ -76,6 +76,14 @@ def test_ways(config: dict) -> list[int]:
     return [int(config["ways"]), *[int(n) for n in (also if isinstance(also, (list, tuple)) else [])]]
 
 
+def protocol_tests(config: dict) -> list[tuple[str, int, int]]:
+    """(model label, N, K) of every test a sweep cell's ``config`` makes on the papers' protocol
+    (the vinyals split); none for a cell on another split."""
+    if config.get("split") != "vinyals":
+        return []
+    return [(model_label(config["model"]), ways, int(config["shots"])) for ways in test_ways(config)]
+
+
 def tests_of(row: dict) -> list[tuple[int, float, float]]:
     """(N, accuracy, CI) of every test of a finished row: its own N, then each also_test_ways N."""
     own, *also = test_ways(row)

@@ -17,9 +17,9 @@ import pandas as pd
 
 from episodes.errors import UsageError
 from episodes.files import atomic_write_text
-from mann.reporting.gaps import gap_lines, store_gaps
 from mann.models.hyperparameters import model_label
-from mann.reporting.papers import PUBLISHED, papers_table, published_columns, sources_note, test_ways
+from mann.reporting.gaps import gap_lines, store_gaps
+from mann.reporting.papers import PUBLISHED, papers_table, protocol_tests, published_columns, sources_note
 from mann.reporting.progress import progress_rows
 from mann.reporting.tables import collect_sweep
 from mann.sweep.carry import CARRY_FOLDER
@@ -42,10 +42,8 @@ def store_rows(folder: Path) -> list[dict]:
     progress = {r["cell"]: r for r in running.to_dict("records")}
     rows = []
     for cell, config in spec.get("cells", {}).items():
-        if config.get("split") != "vinyals":
-            continue
-        for ways in test_ways(config):
-            key = (model_label(config["model"]), ways, int(config["shots"]))
+        for key in protocol_tests(config):
+            ways = key[1]
             if key in done:
                 rows.append({**done[key], "status": "finished", "preset": preset})
                 continue
