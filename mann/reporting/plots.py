@@ -170,8 +170,10 @@ def plot_progress(logs: dict[str, Path], path: Path) -> Path:
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
     for cell, log_path in logs.items():
         log = pd.read_csv(log_path)
-        loss_ax.plot(log["step"], log["val_loss"], label=cell)
-        acc_ax.plot(log["step"], 100 * log["val_acc"], label=cell)
+        # Markers: a cell that has validated once is a point, which a line alone would not draw.
+        style = dict(label=cell, marker="o", markersize=2.5)
+        loss_ax.plot(log["step"], log["val_loss"], **style)
+        acc_ax.plot(log["step"], 100 * log["val_acc"], **style)
     loss_ax.set_yscale("log")
     for ax, what in ((loss_ax, "validation loss"), (acc_ax, "validation accuracy (%)")):
         _step_axis(ax)
