@@ -43,12 +43,12 @@ def store_rows(folder: Path) -> list[dict]:
     rows = []
     for cell, config in spec.get("cells", {}).items():
         for key in protocol_tests(config):
-            ways = key[1]
+            label, ways, shots = key
             if key in done:
                 rows.append({**done[key], "status": "finished", "preset": preset})
                 continue
-            published = PUBLISHED.get((config["model"], ways, int(config["shots"])))
-            row = {"model": key[0], "N": ways, "K": key[2], "preset": preset,
+            published = PUBLISHED.get((config["model"], ways, shots))
+            row = {"model": label, "N": ways, "K": shots, "preset": preset,
                    **published_columns(published)}
             if cell in progress:
                 p = progress[cell]
