@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-import mann.training.loop as loop
+import mann.training.scoring as scoring
 from conftest import corner_store, decode_identity, train_cut_at, train_on
 from episodes import EpisodeSampler, UsageError, fixed_episodes, make_split
 from episodes.omniglot import OmniglotStore
@@ -64,10 +64,10 @@ def mann_and_protonet_runs(store, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("runs")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(loop, "fixed_episodes", recorder("mann"))
+        mp.setattr(scoring, "fixed_episodes", recorder("mann"))  # where the loop draws its test episodes
         mann = train_on(make_config("mann", 3, shots=2, hidden=8, steps=3, batch_size=4, split="lake", val_episodes=10,
                                     test_episodes=260, device="cpu"), store, folder / "mann", progress=False)
-        mp.setattr(loop, "fixed_episodes", recorder("protonet"))
+        mp.setattr(scoring, "fixed_episodes", recorder("protonet"))
         proto = train_on(make_config("protonet", 3, shots=2, steps=3, batch_size=2, train_ways=5,
                                      **{**QUICK, "test_episodes": 260}), store, folder / "protonet", progress=False)
     return folder, seen, mann, proto

@@ -1,8 +1,8 @@
 """The ``mann`` command: one module per subcommand, on top of everything else (nothing imports it).
 
 args.py   the flags several subcommands share (data root, threads) and loading the store
-train.py  mann train    sweep.py  mann sweep    report.py  mann report    lake.py  mann lake
-bench.py  mann bench    data.py   mann data     grade.py   mann grade
+train.py  mann train    test.py   mann test     sweep.py  mann sweep    report.py  mann report
+lake.py   mann lake     bench.py  mann bench    data.py   mann data     grade.py   mann grade
 
 A mistake the user can fix (:class:`episodes.errors.UsageError`) is printed as
 one line, ``mann: error: ...``, with exit status 2 and no traceback. Building
@@ -20,10 +20,10 @@ import sys
 
 from episodes.errors import UsageError
 from mann.signals import Stopped
-from mann.commands import bench, data, grade, lake, report, sweep, train
+from mann.commands import bench, data, grade, lake, report, sweep, test, train
 
 # Each module adds one subcommand; in the order of the help text.
-SUBCOMMANDS = (train, sweep, report, lake, bench, data, grade)
+SUBCOMMANDS = (train, test, sweep, report, lake, bench, data, grade)
 
 
 def build_parser() -> argparse.ArgumentParser:

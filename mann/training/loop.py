@@ -43,13 +43,12 @@ from mann.models.protocol import parameter_count, query_hits
 from mann.models.registry import build_learner
 from mann.provenance import run_environment
 from mann.signals import Stopped, stop_at_safe_point
-from mann.stats import mean_ci95
 from mann.training.config import TrainConfig, refit_length
 from mann.training.data import RunSplits
 from mann.training.device import keep_freed_memory, resolve_device
 from mann.training.events import write_events
 from mann.training.micro_batches import backward_in_micro_batches
-from mann.training.scoring import evaluate
+from mann.training.scoring import evaluate, fixed_test_scores
 from mann.training.run_folder import (
     check_run_folder, finished_summary, load_checkpoint, save_checkpoint, write_log, write_summary,
 )
@@ -107,11 +106,8 @@ def train(
     learner = result["learner"]
     if result.get("best_model") is not None:
         learner.module.load_state_dict(result["best_model"])
-    tests = {}
-    for ways in (config.ways, *config.also_test_ways):
-        batches = fixed_episodes(splits.test, ways, config.shots, config.test_episodes, config.eval_seed, device)
-        accuracy, loss = evaluate(learner, batches, progress=progress, desc=f"test N={ways}")
-        tests[ways] = (*mean_ci95(accuracy), loss)
+    tests = fixed_test_scores(learner, splits.test, (config.ways, *config.also_test_ways), config.shots,
+                                config.test_episodes, config.eval_seed, device, progress)
     state_dict = learner.module.state_dict()
     atomic_write(out / "model.pt", lambda f: torch.save(state_dict, f))
     mean, ci, test_loss = tests[config.ways]

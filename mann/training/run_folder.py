@@ -124,6 +124,58 @@ def load_run(folder: str | Path, device: str | torch.device = "cpu") -> Finished
     return FinishedRun(config, summary, learner)
 
 
+@dataclass(frozen=True)
+class SavedWeights:
+    """A run's weights as saved, finished or still training, rebuilt for testing.
+
+    step: the training step the weights are from (a finished run's best step when it stopped
+    early; its refit's length when it refit); phase: 1 training, 2 the refit on train+val;
+    summary: a finished run's summary row, None for a checkpoint; source: the file read.
+    """
+
+    config: TrainConfig
+    learner: Learner
+    step: int
+    phase: int
+    source: Path
+    summary: dict | None = None
+
+
+def load_weights(path: str | Path, device: str | torch.device = "cpu") -> SavedWeights:
+    """The weights at ``path``: a finished run folder (its model.pt), an unfinished one (its
+    checkpoint.pt), or a checkpoint.pt file itself (a sweep cell's, one carried in results/).
+
+    Raises UsageError for a path that holds neither, or a checkpoint that holds no weights.
+    """
+    path = Path(path)
+    if path.is_dir() and (path / "summary.json").exists() and (path / "model.pt").exists():
+        run = load_run(path, device)
+        summary = run.summary
+        if run.config.refit:
+            step, phase = int(summary["refit_steps"]), 2
+        else:
+            step, phase = int(summary["best_step"] if run.config.patience else run.config.steps), 1
+        return SavedWeights(run.config, run.learner, step, phase, path / "model.pt", summary)
+    checkpoint = path / "checkpoint.pt" if path.is_dir() else path
+    if not checkpoint.is_file():
+        raise UsageError(f"{path}: neither a run folder (summary.json + model.pt, or checkpoint.pt) nor a "
+                         f"checkpoint.pt file; pass a folder written by mann train or mann sweep, or its checkpoint.pt")
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        config = TrainConfig.from_dict({**state["config"], "device": "cpu"})
+        step, phase, weights = int(state["step"]), int(state.get("phase", 1)), state["model"]
+    except (OSError, EOFError, RuntimeError, KeyError, TypeError, ValueError, AttributeError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise UsageError(f"{checkpoint}: not a checkpoint written by mann train ({first}); "
+                         f"pass a run folder or its checkpoint.pt") from None
+    if weights is None:
+        raise UsageError(f"{checkpoint}: stopped between early stopping and the refit, so it holds no weights "
+                         f"to test; resume it (the same mann train flags with --resume) to train the refit")
+    learner = build_learner(config, device)
+    learner.module.load_state_dict(weights)
+    return SavedWeights(config, learner, step, phase, checkpoint)
+
+
 def checkpoint_position(path: str | Path) -> tuple[int, int] | None:
     """(phase, step) of the checkpoint at ``path`` (phase 2: the refit); None where none loads."""
     try:

@@ -1,4 +1,5 @@
-"""Scoring a learner on batches of episodes: per-episode query accuracy and the mean query loss."""
+"""Scoring a learner on batches of episodes: per-episode query accuracy and the mean query loss, and its
+test on the fixed test episodes of a split (the same for every model of the same N, K and split)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from episodes.sampler import fixed_episodes
+from episodes.splits import Split
 from mann.models.protocol import Learner, hide_query_labels, query_hits, query_loss
+from mann.stats import mean_ci95
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -31,3 +35,15 @@ def evaluate(learner: Learner, batches: list[Batch], progress: bool = False, des
         bar.update(images.shape[0])
     bar.close()
     return torch.cat(accs).numpy(), loss_sum / count
+
+
+def fixed_test_scores(learner: Learner, split: Split, ways: tuple[int, ...], shots: int, episodes: int, seed: int,
+                        device: str | torch.device = "cpu", progress: bool = False) -> dict[int, tuple[float, float, float]]:
+    """{N: (accuracy, its 95% CI, mean query loss)} of the learner on ``fixed_episodes(split, N, shots,
+    episodes, seed)`` for each N in ``ways``: the test every run and every saved checkpoint gets."""
+    tests = {}
+    for n in ways:
+        batches = fixed_episodes(split, n, shots, episodes, seed, device)
+        accuracy, loss = evaluate(learner, batches, progress=progress, desc=f"test N={n}")
+        tests[n] = (*mean_ci95(accuracy), loss)
+    return tests

@@ -1,0 +1,71 @@
+"""``mann test``: saved weights, finished or mid-training, score what their run reports on the same episodes."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from conftest import train_cut_at, train_on
+from episodes import UsageError
+from mann.commands import main
+from mann.reporting.saved_tests import score_saved_weights
+from mann.training.config import make_config
+
+TINY = dict(ways=3, shots=1, hidden=16, steps=40, batch_size=8, eval_every=10, val_episodes=20,
+            test_episodes=50, checkpoint_every=20, device="cpu")
+
+
+def scored(paths, store, **kwargs) -> pd.DataFrame:
+    return score_saved_weights([str(p) for p in paths], lambda resize: store, progress=False, **kwargs)
+
+
+def test_a_finished_run_scores_its_summary_again(store, tmp_path):
+    summary = train_on(make_config(**TINY), store, tmp_path, progress=False)
+    [row] = scored([tmp_path], store).to_dict("records")
+    assert row["test_accuracy"] == summary["test_accuracy"] and row["test_ci95"] == summary["test_ci95"]
+    assert row["summary's %"] == row["test accuracy % (95% CI)"]
+    assert (row["step"], row["N"], row["test episodes"], row["test fingerprint"]) == (40, 3, 50, summary["test_fingerprint"])
+
+
+def test_a_checkpoint_mid_training_scores_what_a_run_of_its_length_reports(store, tmp_path):
+    # Cut at step 25 of 40, the run's last checkpoint is step 20's: the weights a 20-step run ends with.
+    train_cut_at(make_config(**TINY), store, tmp_path / "cut", 25)
+    short = train_on(make_config(**{**TINY, "steps": 20}), store, tmp_path / "short", progress=False)
+    for path in (tmp_path / "cut", tmp_path / "cut" / "checkpoint.pt"):
+        [row] = scored([path], store).to_dict("records")
+        assert (row["step"], row["of steps"], row["summary's %"]) == (20, 40, "")
+        assert row["test_accuracy"] == short["test_accuracy"]
+
+
+def test_other_episodes_and_n_where_the_model_allows(store, tmp_path):
+    train_on(make_config("protonet", 3, shots=1, steps=3, batch_size=2, train_ways=5, val_episodes=10,
+                         test_episodes=40, device="cpu"), store, tmp_path / "protonet", progress=False)
+    table = scored([tmp_path / "protonet"], store, ways=(3, 7), episodes=30)
+    assert list(table["N"]) == [3, 7] and set(table["test episodes"]) == {30}
+    assert set(table["summary's %"]) == {""}  # not the episodes its run was tested on
+    train_on(make_config(**{**TINY, "steps": 2}), store, tmp_path / "mann", progress=False)
+    with pytest.raises(UsageError, match="--ways 7 .*output layer for N=3; test it at --ways 3"):
+        scored([tmp_path / "mann"], store, ways=(7,))
+
+
+def test_command_prints_and_writes_the_table_and_refuses_what_holds_no_weights(synthetic_root, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "-N", "2", "-K", "1", "--hidden", "8", "--steps", "10", "-B", "4", "--test-episodes", "20",
+                 "--val-episodes", "10", "--eval-every", "5", "--out", str(run), "--data-root", str(synthetic_root),
+                 "--quiet", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert main(["test", str(run), "--out", str(tmp_path / "table"), "--data-root", str(synthetic_root),
+                 "--quiet"]) == 0
+    out = capsys.readouterr().out
+    written = pd.read_csv(tmp_path / "table" / "test.csv")
+    assert list(written["step"]) == [10] and "test accuracy % (95% CI)" in out
+    assert written["test accuracy % (95% CI)"][0] == written["summary's %"][0]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["test", str(empty), "--data-root", str(synthetic_root)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mann: error:") and str(empty) in err and "checkpoint.pt" in err
+    with pytest.raises(SystemExit) as usage:
+        main(["test", str(run), "--episodes", "0", "--data-root", str(synthetic_root)])
+    assert usage.value.code == 2 and "--episodes: 0 is less than 1" in capsys.readouterr().err
