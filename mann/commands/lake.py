@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 import episodes
-from episodes.files import atomic_write_text, ensure_writable_dir
+from episodes.files import ensure_writable_dir
 from episodes.layout import LAKE_ARCHIVE
 from mann import reporting
 from mann.commands.args import add_data_args
@@ -32,10 +32,6 @@ def run(args: argparse.Namespace) -> int:
     table = reporting.lake_error_table(runs, accuracies)
     markdown = table.to_markdown(index=False)
     if out is not None:
-        atomic_write_text(out / "lake.csv", table.to_csv(index=False))
-        lines = [markdown, ""]
-        if args.command:
-            lines += ["Reproduce with:", "", "```", args.command, "```", ""]
-        atomic_write_text(out / "lake.md", "\n".join(lines))
+        reporting.write_table(out, "lake", table, markdown, args.command)
     print(markdown)
     return 0

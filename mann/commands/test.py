@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from episodes.files import atomic_write_text, ensure_writable_dir
+from episodes.files import ensure_writable_dir
 from mann import reporting, training
 from mann.commands.args import add_data_args, add_threads_arg, load_store, positive_int
 
@@ -51,10 +51,6 @@ def run(args: argparse.Namespace) -> int:
                                           args.episodes, args.eval_seed, device, progress=not args.quiet)
     markdown = table.drop(columns=RAW_COLUMNS).to_markdown(index=False)
     if out is not None:
-        atomic_write_text(out / "test.csv", table.to_csv(index=False))
-        lines = [markdown, ""]
-        if args.command:
-            lines += ["Reproduce with:", "", "```", args.command, "```", ""]
-        atomic_write_text(out / "test.md", "\n".join(lines))
+        reporting.write_table(out, "test", table, markdown, args.command)
     print(markdown)
     return 0

@@ -16,9 +16,9 @@ Names load their module on first use.
 from episodes.lazy import lazy_exports
 
 __all__ = ["collect", "is_sweep_store", "lake_error_table", "score_lake_runs", "score_saved_weights",
-           "write_model_report", "write_report", "write_protocol_report", "write_sweep_report"]
+           "write_model_report", "write_report", "write_protocol_report", "write_sweep_report", "write_table"]
 __getattr__, __dir__ = lazy_exports(__name__, {
     "collect": "tables", "is_sweep_store": "tables", "write_model_report": "tables", "write_report": "tables",
-    "write_sweep_report": "tables", "write_protocol_report": "protocol",
+    "write_sweep_report": "tables", "write_table": "tables", "write_protocol_report": "protocol",
     "lake_error_table": "lake", "score_lake_runs": "lake", "score_saved_weights": "saved_tests",
 })

@@ -79,17 +79,25 @@ def accuracy_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def reproduce_lines(*commands: str | None) -> list[str]:
+    """The Markdown block under a table that names the command(s) that made it (none given: no block)."""
+    named = [c for c in commands if c]
+    return ["Reproduce with:", "", "```", *named, "```", ""] if named else []
+
+
+def write_table(out: Path, name: str, table: pd.DataFrame, markdown: str, command: str | None = None) -> None:
+    """``name``.csv (every column of ``table``) and ``name``.md (``markdown``, then the command that made it)."""
+    atomic_write_text(out / f"{name}.csv", table.to_csv(index=False))
+    atomic_write_text(out / f"{name}.md", "\n".join([markdown, "", *reproduce_lines(command)]))
+
+
 def write_report(runs: pd.DataFrame, out: str | Path, command: str | None = None) -> Path:
     """Write runs.csv (every field), table.csv and table.md; return the Markdown path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table = accuracy_table(runs)
     atomic_write_text(out / "runs.csv", runs.to_csv(index=False))
-    atomic_write_text(out / "table.csv", table.to_csv(index=False))
-    lines = [table.to_markdown(index=False), ""]
-    if command:
-        lines += ["Reproduce with:", "", "```", command, "```", ""]
-    atomic_write_text(out / "table.md", "\n".join(lines))
+    write_table(out, "table", table, table.to_markdown(index=False), command)
     return out / "table.md"
 
 
@@ -289,8 +297,7 @@ def session_lines(sessions: list[dict], rows: pd.DataFrame) -> list[str]:
     """How the results were made: the command(s) and the total wall time."""
     commands = list(dict.fromkeys(s["command"] for s in sessions if s.get("command")))
     lines = []
-    if commands:
-        lines += ["Reproduce with:", "", "```", *commands, "```", ""]
+    lines += reproduce_lines(*commands)
     if sessions:
         total = sum(float(s["wall_s"]) for s in sessions)
         # Rows written before wall_s counted a resumed cell's earlier training have only train_time_s for it.
@@ -389,14 +396,6 @@ def write_model_report(runs: pd.DataFrame, out: str | Path, command: str | None 
     out.mkdir(parents=True, exist_ok=True)
     table = model_table(runs)
     atomic_write_text(out / "runs.csv", with_model_column(runs).to_csv(index=False))
-    atomic_write_text(out / "by_model.csv", table.to_csv(index=False))
-    lines = [
-        "Test accuracy % (95% CI) on the same fixed test episodes per row, with training steps and minutes.",
-        "",
-        table.to_markdown(index=False),
-        "",
-    ]
-    if command:
-        lines += ["Reproduce with:", "", "```", command, "```", ""]
-    atomic_write_text(out / "by_model.md", "\n".join(lines))
+    intro = "Test accuracy % (95% CI) on the same fixed test episodes per row, with training steps and minutes."
+    write_table(out, "by_model", table, f"{intro}\n\n{table.to_markdown(index=False)}", command)
     return out / "by_model.md"

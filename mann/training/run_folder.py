@@ -118,7 +118,7 @@ def load_run(folder: str | Path, device: str | torch.device = "cpu") -> Finished
     try:
         learner.module.load_state_dict(torch.load(folder / "model.pt", map_location=device, weights_only=True))
     except (OSError, RuntimeError, ValueError) as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        first = first_line(err)
         raise UsageError(f"{folder / 'model.pt'} does not load into a {config.label} for N={config.ways} ({first}); "
                          f"is it damaged or from another run? Train it again with mann train") from None
     return FinishedRun(config, summary, learner)
@@ -165,7 +165,7 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> SavedW
         config = TrainConfig.from_dict({**state["config"], "device": "cpu"})
         step, phase, weights = int(state["step"]), int(state.get("phase", 1)), state["model"]
     except (OSError, EOFError, RuntimeError, KeyError, TypeError, ValueError, AttributeError) as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        first = first_line(err)
         raise UsageError(f"{checkpoint}: not a checkpoint written by mann train ({first}); "
                          f"pass a run folder or its checkpoint.pt") from None
     if weights is None:
@@ -174,6 +174,11 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> SavedW
     learner = build_learner(config, device)
     learner.module.load_state_dict(weights)
     return SavedWeights(config, learner, step, phase, checkpoint)
+
+
+def first_line(err: BaseException) -> str:
+    """An error's first line for a one-line message (its type's name when it has no text)."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def checkpoint_position(path: str | Path) -> tuple[int, int] | None:
