@@ -60,6 +60,8 @@ def test_command_prints_and_writes_the_table_and_refuses_what_holds_no_weights(s
     written = pd.read_csv(tmp_path / "table" / "test.csv")
     assert list(written["step"]) == [10] and "test accuracy % (95% CI)" in out
     assert written["test accuracy % (95% CI)"][0] == written["summary's %"][0]
+    assert main(["test", str(run), "--best", "--data-root", str(synthetic_root), "--quiet"]) == 0
+    assert "best val loss" in capsys.readouterr().out
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -69,3 +71,38 @@ def test_command_prints_and_writes_the_table_and_refuses_what_holds_no_weights(s
     with pytest.raises(SystemExit) as usage:
         main(["test", str(run), "--episodes", "0", "--data-root", str(synthetic_root)])
     assert usage.value.code == 2 and "--episodes: 0 is less than 1" in capsys.readouterr().err
+
+
+def test_best_scores_the_weights_of_the_best_validation_loss(store, tmp_path):
+    # Without early stopping the run tests its last weights and keeps the best validation's beside them;
+    # they are the weights a run stopped at that step ends with, finished or cut mid-training.
+    summary = train_on(make_config(**TINY), store, tmp_path / "run", progress=False)
+    log = pd.read_csv(tmp_path / "run" / "log.csv")
+    best_step = int(log["step"][log["val_loss"].idxmin()])
+    assert summary["best_val_step"] == best_step < TINY["steps"]
+    short = train_on(make_config(**{**TINY, "steps": best_step}), store, tmp_path / "short", progress=False)
+    train_cut_at(make_config(**TINY), store, tmp_path / "cut", 25)
+    for path in (tmp_path / "run", tmp_path / "run" / "checkpoint.pt", tmp_path / "cut"):
+        [row] = scored([path], store, best=True).to_dict("records")
+        assert (row["step"], row["weights of"], row["summary's %"]) == (best_step, "best val loss", "")
+        assert row["test_accuracy"] == short["test_accuracy"] and row["test_ci95"] == short["test_ci95"]
+    [last] = scored([tmp_path / "run"], store).to_dict("records")
+    assert (last["step"], last["weights of"], last["test_accuracy"]) == (40, "last step", summary["test_accuracy"])
+
+
+def test_best_refuses_runs_that_kept_no_best_weights(store, tmp_path):
+    import torch
+
+    train_on(make_config(**TINY), store, tmp_path / "run", progress=False)
+    (tmp_path / "run" / "best.pt").unlink()  # as a run finished before mann kept them
+    with pytest.raises(UsageError, match=r"no best\.pt .*without --best"):
+        scored([tmp_path / "run"], store, best=True)
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    state = torch.load(checkpoint, weights_only=False)
+    torch.save({**state, "best": {**state["best"], "model": None}}, checkpoint)
+    with pytest.raises(UsageError, match="holds no best validation weights.*without --best"):
+        scored([checkpoint], store, best=True)
+    train_on(make_config("protonet", 3, shots=1, steps=4, batch_size=2, eval_every=2, patience=1, refit=True,
+                         val_episodes=10, test_episodes=20, device="cpu"), store, tmp_path / "refit", progress=False)
+    with pytest.raises(UsageError, match="refit run .*Test it without --best"):
+        scored([tmp_path / "refit"], store, best=True)

@@ -19,7 +19,8 @@ def add_parser(sub) -> None:
         description="Score saved weights on the fixed test episodes of the run that made them: a finished run "
         "folder (its model.pt), a run still training or a sweep cell (its checkpoint.pt), or a checkpoint "
         "carried in results/. A checkpoint at step S scores what `mann train ... --steps S` reports; a "
-        "finished run scores its summary's figure again (shown beside it). Nothing is trained or changed.",
+        "finished run scores its summary's figure again (shown beside it). --best scores the weights of the best "
+        "validation loss instead, which runs without early stopping keep. Nothing is trained or changed.",
     )
     p.add_argument("weights", nargs="+", help="run folders or checkpoint.pt files (several give one table)")
     p.add_argument("--ways", "-N", type=positive_int, nargs="+", metavar="N",
@@ -27,6 +28,9 @@ def add_parser(sub) -> None:
                         "another N)")
     p.add_argument("--episodes", type=positive_int, help="fixed test episodes (default: each run's --test-episodes)")
     p.add_argument("--eval-seed", type=int, help="seed of the fixed test episodes (default: each run's)")
+    p.add_argument("--best", action="store_true",
+                   help="the weights of the best validation loss (a run folder's best.pt, or a checkpoint's copy) "
+                        "instead of the last")
     p.add_argument("--out", default=None, help="also write test.csv and test.md there")
     p.add_argument("--command", default=None, help="the command that produced the weights, written under the table")
     p.add_argument("--device", default="cpu", help="cpu | cuda (default %(default)s)")
@@ -48,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         return stores[resize]
 
     table = reporting.score_saved_weights(args.weights, store_for, tuple(args.ways) if args.ways else None,
-                                          args.episodes, args.eval_seed, device, progress=not args.quiet)
+                                          args.episodes, args.eval_seed, device, progress=not args.quiet,
+                                          best=args.best)
     markdown = table.drop(columns=RAW_COLUMNS).to_markdown(index=False)
     if out is not None:
         reporting.write_table(out, "test", table, markdown, args.command)

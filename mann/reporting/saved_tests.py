@@ -5,8 +5,10 @@ a sweep cell (checkpoint.pt), or a checkpoint carried in ``results/``. Each is
 tested on ``fixed_episodes(its test split, N, its K, episodes, eval seed)``, the
 episodes its own run is (or will be) tested on, so a checkpoint at step S scores
 what ``mann train ... --steps S`` would report, and a finished run scores its
-summary's figure again (the table shows both). Every path is loaded and checked
-before any is scored.
+summary's figure again (the table shows both). ``best`` scores the weights of the
+best validation loss instead, which a run without early stopping keeps beside its
+last ones (an unstable run's last weights can sit in a dip). Every path is loaded
+and checked before any is scored.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def score_saved_weights(
     eval_seed: int | None = None,
     device: str = "cpu",
     progress: bool = True,
+    best: bool = False,
 ) -> pd.DataFrame:
     """One row per (path, N): the weights' test accuracy ± 95% CI on their run's fixed test episodes.
 
@@ -56,7 +59,7 @@ def score_saved_weights(
     """
     if episodes is not None and episodes < 1:
         raise UsageError(f"--episodes {episodes}: use 1 or more test episodes (1000 is the harness's default)")
-    saved = [load_weights(p, device) for p in paths]
+    saved = [load_weights(p, device, best) for p in paths]
     plans = []
     for weights in saved:
         config = weights.config
@@ -89,6 +92,7 @@ def score_saved_weights(
                 "K": config.shots,
                 "step": weights.step,
                 "of steps": config.steps,
+                "weights of": "best val loss" if weights.best else "last step",
                 "phase": "refit" if weights.phase == 2 else "train",
                 "test accuracy % (95% CI)": format_ci(mean, ci),
                 "summary's %": summary_figure(weights, n, count, seed),
@@ -105,7 +109,7 @@ def score_saved_weights(
 def summary_figure(weights: SavedWeights, ways: int, episodes: int, seed: int) -> str:
     """A finished run's own test accuracy at N = ``ways`` when it was made on these episodes, else ''."""
     summary, config = weights.summary, weights.config
-    if summary is None or (episodes, seed) != (config.test_episodes, config.eval_seed):
+    if not weights.tested_by_summary or (episodes, seed) != (config.test_episodes, config.eval_seed):
         return ""
     suffix = "" if ways == config.ways else f"_N{ways}"
     mean, ci = summary.get(f"test_accuracy{suffix}"), summary.get(f"test_ci95{suffix}")

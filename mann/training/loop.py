@@ -20,7 +20,9 @@ the validation loss has not improved for that many evaluations and keeps the
 best evaluation's weights; ``refit`` then trains fresh weights on train + val
 for the best step plus the patience (the length early stopping chose), without
 validation (val is part of its training data), and tests those. That second
-phase logs to ``log_refit.csv`` and resumes like the first.
+phase logs to ``log_refit.csv`` and resumes like the first. Without ``patience``
+the last weights are tested (model.pt) and the best validation loss's weights
+are kept too, in the checkpoints and as best.pt, for ``mann test --best``.
 
 With the ``tensorboard`` package installed, each log write also writes the rows as
 TensorBoard events beside the log (:mod:`mann.training.events`).
@@ -50,7 +52,7 @@ from mann.training.events import write_events
 from mann.training.micro_batches import backward_in_micro_batches
 from mann.training.scoring import evaluate, fixed_test_scores
 from mann.training.run_folder import (
-    check_run_folder, finished_summary, load_checkpoint, save_checkpoint, write_log, write_summary,
+    BEST_WEIGHTS, check_run_folder, finished_summary, load_checkpoint, save_checkpoint, write_log, write_summary,
 )
 
 
@@ -104,12 +106,16 @@ def train(
         before += result["elapsed_before"]
 
     learner = result["learner"]
-    if result.get("best_model") is not None:
-        learner.module.load_state_dict(result["best_model"])
+    best_weights = result.get("best_model")  # phase 1's best validation weights; None after a refit
+    if config.patience and best_weights is not None:
+        learner.module.load_state_dict(best_weights)
     tests = fixed_test_scores(learner, splits.test, (config.ways, *config.also_test_ways), config.shots,
                                 config.test_episodes, config.eval_seed, device, progress)
     state_dict = learner.module.state_dict()
     atomic_write(out / "model.pt", lambda f: torch.save(state_dict, f))
+    if best_weights is not None and not config.patience:
+        # Tested as the recipe says (the last weights); these are for `mann test --best`.
+        atomic_write(out / BEST_WEIGHTS, lambda f: torch.save(best_weights, f))
     mean, ci, test_loss = tests[config.ways]
     log_rows = first["log"]
     steps_run = result["steps"] - result["start_step"]
@@ -124,8 +130,9 @@ def train(
            for key, value in zip(("test_accuracy", "test_ci95", "test_loss"), tests[ways])},
         "val_accuracy": log_rows[-1]["val_acc"] if log_rows else None,
         "final_train_loss": result["log"][-1]["train_loss"] if result["log"] else None,
-        **({"best_step": first["best_step"], "stopped_step": first["steps"],
-            "best_val_loss": first["best_loss"]} if config.patience else {}),
+        **({"best_step": first["best_step"], "stopped_step": first["steps"], "best_val_loss": first["best_loss"]}
+           if config.patience else {"best_val_step": first["best_step"], "best_val_loss": first["best_loss"]}
+           if first["best_step"] else {}),
         **({"refit_steps": result["steps"], "first_phase_time_s": first["train_time"]} if config.refit else {}),
         "train_time_s": first["train_time"] + (result["train_time"] if config.refit else 0.0),
         "resumed_from_step": result["start_step"],
@@ -219,8 +226,8 @@ def run_phase(
                     val_acc, val_loss = evaluate(learner, val_batches, queries=config.validation_queries)
                     row.update(val_loss=val_loss, val_acc=float(val_acc.mean()))
                     if val_loss < best["loss"]:
-                        best = {"loss": val_loss, "step": step, "wait": 0,
-                                "model": clone_state(learner.module) if config.patience else None}
+                        # Kept with or without early stopping: an unstable run's last weights can sit in a dip.
+                        best = {"loss": val_loss, "step": step, "wait": 0, "model": clone_state(learner.module)}
                     else:
                         best["wait"] += 1
                     stopped = patience_ran_out(best, config.patience)
@@ -255,7 +262,7 @@ def run_phase(
         raise Stopped(signalled, f"after step {step} of {steps}, checkpoint in {out}: the same flags with "
                                  "--resume (mann train), or the same mann sweep, continue from it")
     result = {
-        "learner": learner, "best_model": best["model"] if phase == 1 and config.patience else None,
+        "learner": learner, "best_model": best["model"] if phase == 1 else None,
         "best_step": best["step"], "best_loss": best["loss"], "steps": step, "start_step": start_step,
         "log": log_rows, "train_time": time.perf_counter() - t0, "elapsed_before": elapsed,
     }

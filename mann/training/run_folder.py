@@ -3,6 +3,7 @@
   log.csv        step, train_loss, train_acc, val_loss, val_acc, wall_s (every eval)
   checkpoint.pt  model + optimiser + schedule + sampler state + log so far, for ``--resume``
   model.pt       the final ``state_dict`` of the learner's module (a MANN's loads into the reference MANN)
+  best.pt        without early stopping: the ``state_dict`` at the best validation loss (``best_val_step``)
   summary.json   one result row: config, split fingerprints, test accuracy ± 95% CI,
   summary.csv    parameter count, wall time, steps/s, device and versions
   events.out.tfevents.mann*  the log's rows for TensorBoard, when it is installed (events.py)
@@ -28,6 +29,7 @@ from mann.models.registry import build_learner
 from mann.training.config import EXECUTION_FIELDS, TrainConfig, stored_config
 
 LOG_FIELDS = ("step", "train_loss", "train_acc", "val_loss", "val_acc", "wall_s")
+BEST_WEIGHTS = "best.pt"
 # What may change when a run is resumed: its length and how it executes.
 RESUMABLE_CHANGES = ("steps", *EXECUTION_FIELDS)
 
@@ -115,12 +117,7 @@ def load_run(folder: str | Path, device: str | torch.device = "cpu") -> Finished
         raise UsageError(f"{folder}: no readable summary.json of a finished run ({err}); "
                          f"pass a folder written by mann train") from None
     learner = build_learner(config, device)
-    try:
-        learner.module.load_state_dict(torch.load(folder / "model.pt", map_location=device, weights_only=True))
-    except (OSError, RuntimeError, ValueError) as err:
-        first = first_line(err)
-        raise UsageError(f"{folder / 'model.pt'} does not load into a {config.label} for N={config.ways} ({first}); "
-                         f"is it damaged or from another run? Train it again with mann train") from None
+    load_state(learner, folder / "model.pt", config, device)
     return FinishedRun(config, summary, learner)
 
 
@@ -130,7 +127,8 @@ class SavedWeights:
 
     step: the training step the weights are from (a finished run's best step when it stopped
     early; its refit's length when it refit); phase: 1 training, 2 the refit on train+val;
-    summary: a finished run's summary row, None for a checkpoint; source: the file read.
+    summary: a finished run's summary row, None for a checkpoint; source: the file read;
+    best: the weights of the best validation loss (early stopping's, or ``--best``'s).
     """
 
     config: TrainConfig
@@ -139,23 +137,41 @@ class SavedWeights:
     phase: int
     source: Path
     summary: dict | None = None
+    best: bool = False
+
+    @property
+    def tested_by_summary(self) -> bool:
+        """Whether these are the weights the finished run's summary reports a test of."""
+        return self.summary is not None and self.source.name == "model.pt"
 
 
-def load_weights(path: str | Path, device: str | torch.device = "cpu") -> SavedWeights:
+def load_weights(path: str | Path, device: str | torch.device = "cpu", best: bool = False) -> SavedWeights:
     """The weights at ``path``: a finished run folder (its model.pt), an unfinished one (its
     checkpoint.pt), or a checkpoint.pt file itself (a sweep cell's, one carried in results/).
 
-    Raises UsageError for a path that holds neither, or a checkpoint that holds no weights.
+    best: the weights of the best validation loss instead (a finished run's best.pt, or the
+    copy a checkpoint keeps; an early-stopped run's model.pt already is). Raises UsageError
+    for a path that holds neither, or none of the weights asked for.
     """
     path = Path(path)
     if path.is_dir() and (path / "summary.json").exists() and (path / "model.pt").exists():
         run = load_run(path, device)
-        summary = run.summary
-        if run.config.refit:
-            step, phase = int(summary["refit_steps"]), 2
-        else:
-            step, phase = int(summary["best_step"] if run.config.patience else run.config.steps), 1
-        return SavedWeights(run.config, run.learner, step, phase, path / "model.pt", summary)
+        summary, config = run.summary, run.config
+        if config.refit:
+            if best:
+                raise refit_has_no_best(path)
+            return SavedWeights(config, run.learner, int(summary["refit_steps"]), 2, path / "model.pt", summary)
+        if config.patience:
+            return SavedWeights(config, run.learner, int(summary["best_step"]), 1, path / "model.pt", summary, True)
+        if not best:
+            return SavedWeights(config, run.learner, config.steps, 1, path / "model.pt", summary)
+        source = path / BEST_WEIGHTS
+        if not source.is_file():
+            raise UsageError(f"{path}: no {BEST_WEIGHTS} (the run kept no best validation weights: it finished "
+                             f"before mann kept them, or no validation improved after it resumed); test its last "
+                             f"weights without --best")
+        load_state(run.learner, source, config, device)
+        return SavedWeights(config, run.learner, int(summary["best_val_step"]), 1, source, summary, True)
     checkpoint = path / "checkpoint.pt" if path.is_dir() else path
     if not checkpoint.is_file():
         raise UsageError(f"{path}: neither a run folder (summary.json + model.pt, or checkpoint.pt) nor a "
@@ -164,16 +180,41 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> SavedW
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         config = TrainConfig.from_dict({**state["config"], "device": "cpu"})
         step, phase, weights = int(state["step"]), int(state.get("phase", 1)), state["model"]
+        kept = state.get("best") or {}
     except (OSError, EOFError, RuntimeError, KeyError, TypeError, ValueError, AttributeError) as err:
         first = first_line(err)
         raise UsageError(f"{checkpoint}: not a checkpoint written by mann train ({first}); "
                          f"pass a run folder or its checkpoint.pt") from None
+    if best:
+        if phase == 2:
+            raise refit_has_no_best(checkpoint)
+        if kept.get("model") is None:
+            raise UsageError(f"{checkpoint}: holds no best validation weights (written before mann kept them, or "
+                             f"no validation improved since it resumed); test its last weights without --best, or "
+                             f"resume it until a validation loss improves")
+        step, weights = int(kept["step"]), kept["model"]
     if weights is None:
         raise UsageError(f"{checkpoint}: stopped between early stopping and the refit, so it holds no weights "
                          f"to test; resume it (the same mann train flags with --resume) to train the refit")
     learner = build_learner(config, device)
     learner.module.load_state_dict(weights)
-    return SavedWeights(config, learner, step, phase, checkpoint)
+    return SavedWeights(config, learner, step, phase, checkpoint, best=best)
+
+
+def load_state(learner: Learner, source: Path, config: TrainConfig, device: str | torch.device) -> None:
+    """Load the state_dict file ``source`` into ``learner``; UsageError naming the file when it does not fit."""
+    try:
+        learner.module.load_state_dict(torch.load(source, map_location=device, weights_only=True))
+    except (OSError, RuntimeError, ValueError) as err:
+        first = first_line(err)
+        raise UsageError(f"{source} does not load into a {config.label} for N={config.ways} ({first}); "
+                         f"is it damaged or from another run? Train it again with mann train") from None
+
+
+def refit_has_no_best(path: Path) -> UsageError:
+    """--best for a refit run: the error that says which weights it has instead."""
+    return UsageError(f"{path}: a refit run tests the weights trained on train+val, which have no validation; "
+                      f"early stopping's weights are not kept. Test it without --best")
 
 
 def first_line(err: BaseException) -> str:
