@@ -246,7 +246,7 @@ def test_papers_protocol_table_joins_stores_finished_training_and_missing_cells(
     table = protocol_table([protonets, mann, maml]).set_index(["model", "N", "K"])
     # A cell in its refit has trained for phase 1's hours and the refit's so far.
     assert table.loc[("maml-cnn", 5, 1), ["status", "hours", "split"]].tolist() == [
-        "refit on trainval: step 300, refit step 100 of 300, best val acc 90.0% at step 100", 3.5, "vinyals"]
+        "refit on trainval: step 300, refit step 100 of 300, best val loss at step 100 (val acc 90.0%)", 3.5, "vinyals"]
     from mann.reporting.progress import progress_rows
     assert progress_rows(maml)["lr now"].tolist() == [5e-4]  # the refit's own schedule, halved once at its step 100
     assert table.loc[("protonet", 5, 1), ["status", "ours % (95% CI)", "published %", "ours − published",
@@ -254,7 +254,7 @@ def test_papers_protocol_table_joins_stores_finished_training_and_missing_cells(
         "finished", "98.7 ± 0.4", "98.8", "-0.1", "30000", 10.0]
     assert table.loc[("protonet", 20, 1), "ours − published"] == "-0.2"
     assert table.loc[("protonet", 20, 5), "status"] == (
-        "train (early stopping on val): step 300, best val acc 97.0% at step 200")
+        "train (early stopping on val): step 300, best val loss at step 200 (val acc 97.0%)")
     assert table.loc[("mann", 5, 1), "status"] == "not started"
     assert table.loc[("mann", 5, 5), "status"] == "started: no validation yet"
     assert table.loc[("maml-cnn", 20, 5), ["status", "published %"]].tolist() == [

@@ -54,7 +54,7 @@ def store_rows(folder: Path) -> list[dict]:
                 p = progress[cell]
                 refit = f", refit step {p['refit step']:,} of {p['refit length']:,}" if p["refit step"] != "" else ""
                 row["status"] = (f"{p['phase']}: step {p['step']:,}" + refit
-                                 + f", best val acc {p['val acc % at best']}% at step {p['best step']:,}")
+                                 + f", best val loss at step {p['best step']:,} (val acc {p['val acc % at best']}%)")
                 row["hours"] = p["hours so far"]
                 row["split"] = config["split"]  # the fingerprint comes with the cell's test results
             elif (folder / CARRY_FOLDER / cell / "checkpoint.pt").exists():
