@@ -14,7 +14,8 @@ from mann.training.events import EVENTS_FILES, tensorboard_modules
 
 TINY = dict(ways=3, shots=1, hidden=16, steps=40, batch_size=8, eval_every=10, val_episodes=20,
             test_episodes=50, checkpoint_every=20, device="cpu")
-RUN_FILES = {"log.csv", "checkpoint.pt", "model.pt", "summary.json", "summary.csv"}
+# best.pt: a run without early stopping keeps its best validation weights beside the last (model.pt).
+RUN_FILES = {"log.csv", "checkpoint.pt", "model.pt", "best.pt", "summary.json", "summary.csv"}
 COLUMNS = {"train/loss": "train_loss", "train/accuracy": "train_acc", "val/loss": "val_loss",
            "val/accuracy": "val_acc"}
 
