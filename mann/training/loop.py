@@ -130,9 +130,7 @@ def train(
            for key, value in zip(("test_accuracy", "test_ci95", "test_loss"), tests[ways])},
         "val_accuracy": log_rows[-1]["val_acc"] if log_rows else None,
         "final_train_loss": result["log"][-1]["train_loss"] if result["log"] else None,
-        **({"best_step": first["best_step"], "stopped_step": first["steps"], "best_val_loss": first["best_loss"]}
-           if config.patience else {"best_val_step": first["best_step"], "best_val_loss": first["best_loss"]}
-           if first["best_step"] else {}),
+        **best_validation_fields(config, first),
         **({"refit_steps": result["steps"], "first_phase_time_s": first["train_time"]} if config.refit else {}),
         "train_time_s": first["train_time"] + (result["train_time"] if config.refit else 0.0),
         "resumed_from_step": result["start_step"],
@@ -275,6 +273,16 @@ def run_phase(
         if on_write is not None:
             on_write()
     return result
+
+
+def best_validation_fields(config: TrainConfig, first: dict) -> dict:
+    """Summary fields of phase 1's best validation loss: early stopping's choice (best_step, the weights
+    tested), or without early stopping the step best.pt is from; {} for a run that never validated."""
+    if config.patience:
+        return {"best_step": first["best_step"], "stopped_step": first["steps"], "best_val_loss": first["best_loss"]}
+    if first["best_step"]:
+        return {"best_val_step": first["best_step"], "best_val_loss": first["best_loss"]}
+    return {}
 
 
 def patience_ran_out(best: dict, patience: int) -> bool:
