@@ -192,11 +192,16 @@ def test_papers_table_puts_each_test_beside_its_published_figure():
         "test_accuracy": 0.985, "test_ci95": 0.004, "also_test_ways": [20], "test_accuracy_N20": 0.95,
         "test_ci95_N20": 0.003, "steps": 1_000_000, "stopped_step": 41_000, "best_step": 21_000,
         "refit_steps": 41_000, "wall_s": 7200.0,
+    }, {  # without early stopping: the recipe's last weights, and those of the best validation loss beside them
+        "status": "ok", "model": "maml-cnn", "ways": 20, "shots": 1, "seed": 0, "split": "vinyals",
+        "test_fingerprint": "cc8b4f0307", "test_accuracy": 0.902, "test_ci95": 0.005, "steps": 60_000,
+        "best_val_step": 52_000, "best_val_test_accuracy": 0.931, "best_val_test_ci95": 0.004, "wall_s": 3600.0,
     }])
     table = papers_table(rows)
     assert list(zip(table["N"], table["ours % (95% CI)"], table["published %"], table["ours − published"])) == [
-        (5, "98.5 ± 0.4", "98.8", "-0.3"), (20, "95.0 ± 0.3", "96.0", "-1.0")]
-    assert table["steps"].tolist() == [41_000, 41_000] and table["hours"].tolist() == [2.0, 2.0]
+        (5, "98.5 ± 0.4", "98.8", "-0.3"), (20, "95.0 ± 0.3", "96.0", "-1.0"), (20, "90.2 ± 0.5", "95.8 ± 0.3", "-5.6")]
+    assert table["at best val loss %"].tolist() == ["", "", "93.1 ± 0.4 (step 52,000)"]
+    assert table["steps"].tolist() == [41_000, 41_000, 60_000] and table["hours"].tolist() == [2.0, 2.0, 1.0]
 
 
 def test_a_table_footnotes_only_the_papers_it_cites():
@@ -260,6 +265,7 @@ def test_papers_protocol_table_joins_stores_finished_training_and_missing_cells(
     assert table.loc[("maml-cnn", 20, 5), ["status", "published %"]].tolist() == [
         "not run (no cell of the stores given)", "98.9 ± 0.2"]
     assert list(table.index.get_level_values("model").unique()) == ["protonet", "maml-cnn", "mann", "maml-fc"]
+    assert "at best val loss %" not in table.columns  # no finished cell here tested best-validation weights
 
     assert main(["report", "--papers", str(protonets), str(mann), "--out", str(tmp_path / "out")]) == 0
     assert "mann sweep --preset protonets-omniglot" in (tmp_path / "out" / "table.md").read_text()

@@ -82,12 +82,25 @@ def test_best_scores_the_weights_of_the_best_validation_loss(store, tmp_path):
     assert summary["best_val_step"] == best_step < TINY["steps"]
     short = train_on(make_config(**{**TINY, "steps": best_step}), store, tmp_path / "short", progress=False)
     train_cut_at(make_config(**TINY), store, tmp_path / "cut", 25)
+    # The run tests them itself too, so its summary reports both figures.
+    assert (summary["best_val_test_accuracy"], summary["best_val_test_ci95"]) == (short["test_accuracy"],
+                                                                                 short["test_ci95"])
     for path in (tmp_path / "run", tmp_path / "run" / "checkpoint.pt", tmp_path / "cut"):
         [row] = scored([path], store, best=True).to_dict("records")
-        assert (row["step"], row["weights of"], row["summary's %"]) == (best_step, "best val loss", "")
+        assert (row["step"], row["weights of"]) == (best_step, "best val loss")
         assert row["test_accuracy"] == short["test_accuracy"] and row["test_ci95"] == short["test_ci95"]
+        # Only the finished run's summary holds a figure of these weights to repeat.
+        assert (row["summary's %"] == row["test accuracy % (95% CI)"]) == (path == tmp_path / "run")
+        assert row["summary's %"] in ("", row["test accuracy % (95% CI)"])
     [last] = scored([tmp_path / "run"], store).to_dict("records")
     assert (last["step"], last["weights of"], last["test_accuracy"]) == (40, "last step", summary["test_accuracy"])
+
+
+def test_a_run_whose_last_validation_is_its_best_reports_one_figure_twice(store, tmp_path):
+    summary = train_on(make_config(**{**TINY, "eval_every": 40}), store, tmp_path, progress=False)
+    assert summary["best_val_step"] == 40
+    assert (summary["best_val_test_accuracy"], summary["best_val_test_ci95"]) == (summary["test_accuracy"],
+                                                                                 summary["test_ci95"])
 
 
 def test_best_refuses_runs_that_kept_no_best_weights(store, tmp_path):

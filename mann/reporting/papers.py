@@ -2,7 +2,9 @@
 
 A run tested at several N (``also_test_ways``) gives one row per N. Each row shows
 our test accuracy ± 95% CI over the fixed test episodes, the published mean and
-its interval where the paper gives one, the difference, and what the run cost
+its interval where the paper gives one, the difference, the test of the best
+validation loss's weights where a run without early stopping kept them (the
+recipe's figure is the last weights'), and what the run cost
 (steps, the early-stopping step and the refit's length, hours), so a reader can
 tell a short schedule from a gap.
 """
@@ -95,6 +97,16 @@ def tests_of(row: dict) -> list[tuple[int, float, float]]:
     return tests
 
 
+def best_val_test_text(row: dict, ways: int) -> str:
+    """'93.1 ± 0.4 (step 52,000)': the test at N = ``ways`` of a finished row's best-validation-loss weights
+    (a run without early stopping tests them beside its last ones); '' where the row has none."""
+    suffix = "" if ways == int(row["ways"]) else f"_N{ways}"
+    accuracy, step = row.get(f"best_val_test_accuracy{suffix}"), _int_or_blank(row.get("best_val_step"))
+    if accuracy is None or accuracy != accuracy or step == "":
+        return ""
+    return f"{format_ci(accuracy, row[f'best_val_test_ci95{suffix}'])} (step {step:,})"
+
+
 def papers_table(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per test of every finished row of ``rows`` (a sweep's rows), published figures beside ours."""
     out = []
@@ -109,6 +121,7 @@ def papers_table(rows: pd.DataFrame) -> pd.DataFrame:
                 "ours % (95% CI)": format_ci(accuracy, ci),
                 "published %": published_text(published),
                 "ours − published": "" if published is None else f"{100 * accuracy - published.mean:+.1f}",
+                "at best val loss %": best_val_test_text(row, ways),
                 "source": published_columns(published)["source"],
                 "split": f"{row['split']} ({row.get('test_fingerprint', '')})",
                 "steps": _int_or_blank(row.get("stopped_step")) or int(row["steps"]),

@@ -25,8 +25,10 @@ from mann.reporting.tables import collect_sweep
 from mann.sweep.carry import CARRY_FOLDER
 from mann.sweep.store import ResultStore
 
-COLUMNS = ["model", "N", "K", "status", "ours % (95% CI)", "published %", "ours − published", "source", "steps",
-           "best step", "refit steps", "hours", "preset", "split"]
+COLUMNS = ["model", "N", "K", "status", "ours % (95% CI)", "published %", "ours − published", "at best val loss %",
+           "source", "steps", "best step", "refit steps", "hours", "preset", "split"]
+# Shown only where some row has one: finished runs from before mann tested these weights have none.
+OPTIONAL_COLUMNS = ["at best val loss %"]
 
 TABLE_ORDER = ["protonet", "maml-cnn", "mann", "maml-fc"]
 
@@ -86,7 +88,9 @@ def protocol_table(folders: list[str | Path]) -> pd.DataFrame:
     for column in ("steps", "best step", "refit steps"):  # NaN from the unfinished rows made them floats
         table[column] = [v if isinstance(v, str) or v != v else str(int(v)) for v in table[column]]
     order = {label: i for i, label in enumerate(TABLE_ORDER)}
-    table = table.astype(object).fillna("").assign(_order=[order.get(m, len(order)) for m in table["model"]])
+    table = table.astype(object).fillna("")
+    table = table.drop(columns=[c for c in OPTIONAL_COLUMNS if (table[c] == "").all()])
+    table = table.assign(_order=[order.get(m, len(order)) for m in table["model"]])
     return table.sort_values(["_order", "N", "K"], kind="stable").drop(columns="_order").reset_index(drop=True)
 
 

@@ -112,5 +112,6 @@ def summary_figure(weights: SavedWeights, ways: int, episodes: int, seed: int) -
     if not weights.tested_by_summary or (episodes, seed) != (config.test_episodes, config.eval_seed):
         return ""
     suffix = "" if ways == config.ways else f"_N{ways}"
-    mean, ci = summary.get(f"test_accuracy{suffix}"), summary.get(f"test_ci95{suffix}")
+    prefix = weights.summary_prefix
+    mean, ci = summary.get(f"{prefix}test_accuracy{suffix}"), summary.get(f"{prefix}test_ci95{suffix}")
     return format_ci(mean, ci) if mean is not None and ci is not None else ""

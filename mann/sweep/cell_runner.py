@@ -26,11 +26,11 @@ SUMMARY_FIELDS = (
     "val_accuracy", "final_train_loss", "train_time_s", "resumed_from_step", "steps_per_s", "device", "threads",
     "data_source",
 )
-# Kept when the run has them: early stopping and the refit, the best validation of a run without them, and the
-# tests at more N (test_accuracy_N20 ...).
+# Kept when the run has them: early stopping and the refit, the best validation of a run without them (and the
+# test of its weights, best_val_test_accuracy ...), and the tests at more N (test_accuracy_N20 ...).
 PROTOCOL_FIELDS = ("trainval_fingerprint", "best_step", "stopped_step", "best_val_loss", "best_val_step",
                    "refit_steps", "first_phase_time_s")
-EXTRA_TEST_PREFIXES = ("test_accuracy_N", "test_ci95_N", "test_loss_N")
+EXTRA_TEST_PREFIXES = ("test_accuracy_N", "test_ci95_N", "test_loss_N", "best_val_test_")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ for the best step plus the patience (the length early stopping chose), without
 validation (val is part of its training data), and tests those. That second
 phase logs to ``log_refit.csv`` and resumes like the first. Without ``patience``
 the last weights are tested (model.pt) and the best validation loss's weights
-are kept too, in the checkpoints and as best.pt, for ``mann test --best``.
+are kept too, in the checkpoints and as best.pt, and tested on the same episodes
+(``best_val_test_accuracy`` beside ``test_accuracy``; ``mann test --best`` scores them again).
 
 With the ``tensorboard`` package installed, each log write also writes the rows as
 TensorBoard events beside the log (:mod:`mann.training.events`).
@@ -113,9 +114,16 @@ def train(
                                 config.test_episodes, config.eval_seed, device, progress)
     state_dict = learner.module.state_dict()
     atomic_write(out / "model.pt", lambda f: torch.save(state_dict, f))
+    best_tests = {}
     if best_weights is not None and not config.patience:
-        # Tested as the recipe says (the last weights); these are for `mann test --best`.
+        # The recipe's figure is the last weights'; the best validation loss's are kept and tested beside
+        # them, so a run that ends in a dip reports both without anyone having to keep its folder.
         atomic_write(out / BEST_WEIGHTS, lambda f: torch.save(best_weights, f))
+        best_tests = tests
+        if first["best_step"] != result["steps"]:
+            learner.module.load_state_dict(best_weights)
+            best_tests = fixed_test_scores(learner, splits.test, (config.ways, *config.also_test_ways), config.shots,
+                                           config.test_episodes, config.eval_seed, device, progress)
     mean, ci, test_loss = tests[config.ways]
     log_rows = first["log"]
     steps_run = result["steps"] - result["start_step"]
@@ -131,6 +139,8 @@ def train(
         "val_accuracy": log_rows[-1]["val_acc"] if log_rows else None,
         "final_train_loss": result["log"][-1]["train_loss"] if result["log"] else None,
         **best_validation_fields(config, first),
+        **{f"best_val_{key}{'' if ways == config.ways else f'_N{ways}'}": value for ways, scores in best_tests.items()
+           for key, value in zip(("test_accuracy", "test_ci95", "test_loss"), scores)},
         **({"refit_steps": result["steps"], "first_phase_time_s": first["train_time"]} if config.refit else {}),
         "train_time_s": first["train_time"] + (result["train_time"] if config.refit else 0.0),
         "resumed_from_step": result["start_step"],

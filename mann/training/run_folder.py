@@ -3,7 +3,8 @@
   log.csv        step, train_loss, train_acc, val_loss, val_acc, wall_s (every eval)
   checkpoint.pt  model + optimiser + schedule + sampler state + log so far, for ``--resume``
   model.pt       the final ``state_dict`` of the learner's module (a MANN's loads into the reference MANN)
-  best.pt        without early stopping: the ``state_dict`` at the best validation loss (``best_val_step``)
+  best.pt        without early stopping: the ``state_dict`` at the best validation loss (``best_val_step``),
+                 tested beside model.pt (``best_val_test_accuracy``)
   summary.json   one result row: config, split fingerprints, test accuracy ± 95% CI,
   summary.csv    parameter count, wall time, steps/s, device and versions
   events.out.tfevents.mann*  the log's rows for TensorBoard, when it is installed (events.py)
@@ -141,8 +142,14 @@ class SavedWeights:
 
     @property
     def tested_by_summary(self) -> bool:
-        """Whether these are the weights the finished run's summary reports a test of."""
-        return self.summary is not None and self.source.name == "model.pt"
+        """Whether these are weights the finished run's summary reports a test of (model.pt's as
+        ``test_accuracy``, best.pt's as ``best_val_test_accuracy``)."""
+        return self.summary is not None and self.source.name in ("model.pt", BEST_WEIGHTS)
+
+    @property
+    def summary_prefix(self) -> str:
+        """The prefix of the summary's fields that test these weights ('best_val_' for best.pt)."""
+        return "best_val_" if self.source.name == BEST_WEIGHTS else ""
 
 
 def load_weights(path: str | Path, device: str | torch.device = "cpu", best: bool = False) -> SavedWeights:
