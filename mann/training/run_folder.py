@@ -111,15 +111,20 @@ class FinishedRun:
 def load_run(folder: str | Path, device: str | torch.device = "cpu") -> FinishedRun:
     """The learner of a finished run folder (summary.json + model.pt), for any model."""
     folder = Path(folder)
-    try:
-        summary = read_summary(folder)
-        config = TrainConfig.from_dict({**summary, "device": "cpu"})
-    except (OSError, ValueError, TypeError) as err:
-        raise UsageError(f"{folder}: no readable summary.json of a finished run ({err}); "
-                         f"pass a folder written by mann train") from None
+    config, summary = finished_config(folder)
     learner = build_learner(config, device)
     load_state(learner, folder / "model.pt", config, device)
     return FinishedRun(config, summary, learner)
+
+
+def finished_config(folder: Path) -> tuple[TrainConfig, dict]:
+    """The config and summary row of a finished run folder; UsageError where its summary.json does not read."""
+    try:
+        summary = read_summary(folder)
+        return TrainConfig.from_dict({**summary, "device": "cpu"}), summary
+    except (OSError, ValueError, TypeError) as err:
+        raise UsageError(f"{folder}: no readable summary.json of a finished run ({err}); "
+                         f"pass a folder written by mann train") from None
 
 
 @dataclass(frozen=True)
@@ -162,23 +167,7 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu", best: boo
     """
     path = Path(path)
     if path.is_dir() and (path / "summary.json").exists() and (path / "model.pt").exists():
-        run = load_run(path, device)
-        summary, config = run.summary, run.config
-        if config.refit:
-            if best:
-                raise refit_has_no_best(path)
-            return SavedWeights(config, run.learner, int(summary["refit_steps"]), 2, path / "model.pt", summary)
-        if config.patience:
-            return SavedWeights(config, run.learner, int(summary["best_step"]), 1, path / "model.pt", summary, True)
-        if not best:
-            return SavedWeights(config, run.learner, config.steps, 1, path / "model.pt", summary)
-        source = path / BEST_WEIGHTS
-        if not source.is_file():
-            raise UsageError(f"{path}: no {BEST_WEIGHTS} (the run kept no best validation weights: it finished "
-                             f"before mann kept them, or no validation improved after it resumed); test its last "
-                             f"weights without --best")
-        load_state(run.learner, source, config, device)
-        return SavedWeights(config, run.learner, int(summary["best_val_step"]), 1, source, summary, True)
+        return finished_weights(path, device, best)
     checkpoint = path / "checkpoint.pt" if path.is_dir() else path
     if not checkpoint.is_file():
         raise UsageError(f"{path}: neither a run folder (summary.json + model.pt, or checkpoint.pt) nor a "
@@ -206,6 +195,28 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu", best: boo
     learner = build_learner(config, device)
     learner.module.load_state_dict(weights)
     return SavedWeights(config, learner, step, phase, checkpoint, best=best)
+
+
+def finished_weights(path: Path, device: str | torch.device, best: bool) -> SavedWeights:
+    """A finished run folder's weights for :func:`load_weights` (one weights file read)."""
+    config, summary = finished_config(path)
+    source, step, phase, is_best = path / "model.pt", config.steps, 1, False
+    if config.refit:
+        if best:
+            raise refit_has_no_best(path)
+        step, phase = int(summary["refit_steps"]), 2
+    elif config.patience:  # model.pt holds early stopping's choice
+        step, is_best = int(summary["best_step"]), True
+    elif best:
+        source = path / BEST_WEIGHTS
+        if not source.is_file():
+            raise UsageError(f"{path}: no {BEST_WEIGHTS} (the run kept no best validation weights: it finished "
+                             f"before mann kept them, or no validation improved after it resumed); test its last "
+                             f"weights without --best")
+        step, is_best = int(summary["best_val_step"]), True
+    learner = build_learner(config, device)
+    load_state(learner, source, config, device)
+    return SavedWeights(config, learner, step, phase, source, summary, is_best)
 
 
 def load_state(learner: Learner, source: Path, config: TrainConfig, device: str | torch.device) -> None:
