@@ -18,6 +18,7 @@ import pandas as pd
 
 from mann.models.hyperparameters import model_label
 from mann.stats import format_ci
+from mann.training.summary_fields import BEST_PREFIX, test_field
 
 
 @dataclass(frozen=True)
@@ -100,11 +101,12 @@ def tests_of(row: dict) -> list[tuple[int, float, float]]:
 def best_val_test_text(row: dict, ways: int) -> str:
     """'93.1 ± 0.4 (step 52,000)': the test at N = ``ways`` of a finished row's best-validation-loss weights
     (a run without early stopping tests them beside its last ones); '' where the row has none."""
-    suffix = "" if ways == int(row["ways"]) else f"_N{ways}"
-    accuracy, step = row.get(f"best_val_test_accuracy{suffix}"), _int_or_blank(row.get("best_val_step"))
+    own = int(row["ways"])
+    accuracy, ci = (row.get(test_field(key, ways, own, BEST_PREFIX)) for key in ("test_accuracy", "test_ci95"))
+    step = _int_or_blank(row.get("best_val_step"))
     if accuracy is None or accuracy != accuracy or step == "":
         return ""
-    return f"{format_ci(accuracy, row[f'best_val_test_ci95{suffix}'])} (step {step:,})"
+    return f"{format_ci(accuracy, ci)} (step {step:,})"
 
 
 def papers_table(rows: pd.DataFrame) -> pd.DataFrame:

@@ -24,6 +24,7 @@ from episodes.splits import make_split
 from mann.stats import format_ci
 from mann.training.run_folder import SavedWeights, load_weights
 from mann.training.scoring import fixed_test_scores
+from mann.training.summary_fields import test_field
 
 
 def tested_ways(saved: SavedWeights, ways: tuple[int, ...] | None) -> tuple[int, ...]:
@@ -111,7 +112,6 @@ def summary_figure(weights: SavedWeights, ways: int, episodes: int, seed: int) -
     summary, config = weights.summary, weights.config
     if not weights.tested_by_summary or (episodes, seed) != (config.test_episodes, config.eval_seed):
         return ""
-    suffix = "" if ways == config.ways else f"_N{ways}"
     prefix = weights.summary_prefix
-    mean, ci = summary.get(f"{prefix}test_accuracy{suffix}"), summary.get(f"{prefix}test_ci95{suffix}")
+    mean, ci = (summary.get(test_field(key, ways, config.ways, prefix)) for key in ("test_accuracy", "test_ci95"))
     return format_ci(mean, ci) if mean is not None and ci is not None else ""

@@ -19,6 +19,7 @@ from mann.provenance import utc_timestamp, versions
 from mann.sweep.grid import Cell
 from mann.training.data import prepare_splits
 from mann.training.loop import train
+from mann.training.summary_fields import BEST_PREFIX
 
 # The summary fields a row keeps (besides the config): results, cost and provenance.
 SUMMARY_FIELDS = (
@@ -30,7 +31,7 @@ SUMMARY_FIELDS = (
 # test of its weights, best_val_test_accuracy ...), and the tests at more N (test_accuracy_N20 ...).
 PROTOCOL_FIELDS = ("trainval_fingerprint", "best_step", "stopped_step", "best_val_loss", "best_val_step",
                    "refit_steps", "first_phase_time_s")
-EXTRA_TEST_PREFIXES = ("test_accuracy_N", "test_ci95_N", "test_loss_N", "best_val_test_")
+EXTRA_TEST_PREFIXES = ("test_accuracy_N", "test_ci95_N", "test_loss_N", f"{BEST_PREFIX}test_")
 
 
 @dataclass(frozen=True)

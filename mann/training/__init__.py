@@ -7,6 +7,7 @@ micro_batches.py  a step's gradient a few episodes at a time (--micro-batch), th
 scoring.py     evaluate(learner, batches): per-episode query accuracy and mean loss; fixed_test_scores: the test
 run_folder.py  log.csv, checkpoint.pt, model.pt, summary.json; load_run rebuilds a finished run,
                load_weights any saved weights (a finished run's or a checkpoint's)
+summary_fields.py  the names of a summary's test fields (test_accuracy_N20, best_val_test_accuracy)
 events.py      the log's rows as TensorBoard events beside it (when the tensorboard package is installed)
 device.py      resolve_device, set_threads
 

@@ -52,6 +52,7 @@ from mann.training.device import keep_freed_memory, resolve_device
 from mann.training.events import write_events
 from mann.training.micro_batches import backward_in_micro_batches
 from mann.training.scoring import evaluate, fixed_test_scores
+from mann.training.summary_fields import BEST_PREFIX, test_fields
 from mann.training.run_folder import (
     BEST_WEIGHTS, check_run_folder, finished_summary, load_checkpoint, save_checkpoint, write_log, write_summary,
 )
@@ -110,8 +111,12 @@ def train(
     best_weights = result.get("best_model")  # phase 1's best validation weights; None after a refit
     if config.patience and best_weights is not None:
         learner.module.load_state_dict(best_weights)
-    tests = fixed_test_scores(learner, splits.test, (config.ways, *config.also_test_ways), config.shots,
-                                config.test_episodes, config.eval_seed, device, progress)
+
+    def test() -> dict[int, tuple[float, float, float]]:
+        return fixed_test_scores(learner, splits.test, (config.ways, *config.also_test_ways), config.shots,
+                                 config.test_episodes, config.eval_seed, device, progress)
+
+    tests = test()
     state_dict = learner.module.state_dict()
     atomic_write(out / "model.pt", lambda f: torch.save(state_dict, f))
     best_tests = {}
@@ -122,25 +127,18 @@ def train(
         best_tests = tests
         if first["best_step"] != result["steps"]:
             learner.module.load_state_dict(best_weights)
-            best_tests = fixed_test_scores(learner, splits.test, (config.ways, *config.also_test_ways), config.shots,
-                                           config.test_episodes, config.eval_seed, device, progress)
-    mean, ci, test_loss = tests[config.ways]
+            best_tests = test()
     log_rows = first["log"]
     steps_run = result["steps"] - result["start_step"]
     summary = {
         **config.to_dict(),
         "parameters": parameter_count(learner.module),
         **splits.fingerprints(),
-        "test_accuracy": mean,
-        "test_ci95": ci,
-        "test_loss": test_loss,
-        **{f"{key}_N{ways}": value for ways in config.also_test_ways
-           for key, value in zip(("test_accuracy", "test_ci95", "test_loss"), tests[ways])},
+        **test_fields(tests, config.ways),
         "val_accuracy": log_rows[-1]["val_acc"] if log_rows else None,
         "final_train_loss": result["log"][-1]["train_loss"] if result["log"] else None,
         **best_validation_fields(config, first),
-        **{f"best_val_{key}{'' if ways == config.ways else f'_N{ways}'}": value for ways, scores in best_tests.items()
-           for key, value in zip(("test_accuracy", "test_ci95", "test_loss"), scores)},
+        **test_fields(best_tests, config.ways, BEST_PREFIX),
         **({"refit_steps": result["steps"], "first_phase_time_s": first["train_time"]} if config.refit else {}),
         "train_time_s": first["train_time"] + (result["train_time"] if config.refit else 0.0),
         "resumed_from_step": result["start_step"],

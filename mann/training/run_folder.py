@@ -28,6 +28,7 @@ from episodes.files import atomic_write, atomic_write_json, atomic_write_text
 from mann.models.protocol import Learner
 from mann.models.registry import build_learner
 from mann.training.config import EXECUTION_FIELDS, TrainConfig, stored_config
+from mann.training.summary_fields import BEST_PREFIX
 
 LOG_FIELDS = ("step", "train_loss", "train_acc", "val_loss", "val_acc", "wall_s")
 BEST_WEIGHTS = "best.pt"
@@ -154,7 +155,7 @@ class SavedWeights:
     @property
     def summary_prefix(self) -> str:
         """The prefix of the summary's fields that test these weights ('best_val_' for best.pt)."""
-        return "best_val_" if self.source.name == BEST_WEIGHTS else ""
+        return BEST_PREFIX if self.source.name == BEST_WEIGHTS else ""
 
 
 def load_weights(path: str | Path, device: str | torch.device = "cpu", best: bool = False) -> SavedWeights:
