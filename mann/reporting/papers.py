@@ -11,7 +11,6 @@ tell a short schedule from a gap.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -88,13 +87,13 @@ def protocol_tests(config: dict) -> list[tuple[str, int, int]]:
 
 
 def tests_of(row: dict) -> list[tuple[int, float, float]]:
-    """(N, accuracy, CI) of every test of a finished row: its own N, then each also_test_ways N."""
-    own, *also = test_ways(row)
-    tests = [(own, row["test_accuracy"], row["test_ci95"])]
-    for ways in also:
-        accuracy = row.get(f"test_accuracy_N{ways}")
-        if accuracy is not None and not (isinstance(accuracy, float) and math.isnan(accuracy)):
-            tests.append((int(ways), accuracy, row[f"test_ci95_N{ways}"]))
+    """(N, accuracy, CI) of every test of a finished row: its own N, then each also_test_ways N it has a figure for."""
+    own = int(row["ways"])
+    tests = []
+    for ways in test_ways(row):
+        accuracy, ci = (row.get(test_field(key, int(ways), own)) for key in ("test_accuracy", "test_ci95"))
+        if not _blank(accuracy):
+            tests.append((int(ways), accuracy, ci))
     return tests
 
 
@@ -104,7 +103,7 @@ def best_val_test_text(row: dict, ways: int) -> str:
     own = int(row["ways"])
     accuracy, ci = (row.get(test_field(key, ways, own, BEST_PREFIX)) for key in ("test_accuracy", "test_ci95"))
     step = _int_or_blank(row.get("best_val_step"))
-    if accuracy is None or accuracy != accuracy or step == "":
+    if _blank(accuracy) or step == "":
         return ""
     return f"{format_ci(accuracy, ci)} (step {step:,})"
 
@@ -134,6 +133,11 @@ def papers_table(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def _blank(value) -> bool:
+    """Whether a row lacks a field: None, or NaN after pandas."""
+    return value is None or value != value
+
+
 def _int_or_blank(value) -> int | str:
-    """An integer, or '' for a field the row lacks (None, or NaN after pandas)."""
-    return "" if value is None or value != value else int(value)
+    """An integer, or '' for a field the row lacks."""
+    return "" if _blank(value) else int(value)
