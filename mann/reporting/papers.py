@@ -17,7 +17,7 @@ import pandas as pd
 
 from mann.models.hyperparameters import model_label
 from mann.stats import format_ci
-from mann.training.summary_fields import BEST_PREFIX, test_field
+from mann.training.summary_fields import BEST_PREFIX, test_figure
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def tests_of(row: dict) -> list[tuple[int, float, float]]:
     own = int(row["ways"])
     tests = []
     for ways in test_ways(row):
-        accuracy, ci = (row.get(test_field(key, int(ways), own)) for key in ("test_accuracy", "test_ci95"))
+        accuracy, ci = test_figure(row, int(ways), own)
         if not _blank(accuracy):
             tests.append((int(ways), accuracy, ci))
     return tests
@@ -100,8 +100,7 @@ def tests_of(row: dict) -> list[tuple[int, float, float]]:
 def best_val_test_text(row: dict, ways: int) -> str:
     """'93.1 ± 0.4 (step 52,000)': the test at N = ``ways`` of a finished row's best-validation-loss weights
     (a run without early stopping tests them beside its last ones); '' where the row has none."""
-    own = int(row["ways"])
-    accuracy, ci = (row.get(test_field(key, ways, own, BEST_PREFIX)) for key in ("test_accuracy", "test_ci95"))
+    accuracy, ci = test_figure(row, ways, int(row["ways"]), BEST_PREFIX)
     step = _int_or_blank(row.get("best_val_step"))
     if _blank(accuracy) or step == "":
         return ""

@@ -24,7 +24,7 @@ from episodes.splits import make_split
 from mann.stats import format_ci
 from mann.training.run_folder import SavedWeights, load_weights
 from mann.training.scoring import fixed_test_scores
-from mann.training.summary_fields import test_field
+from mann.training.summary_fields import test_figure
 
 
 def tested_ways(saved: SavedWeights, ways: tuple[int, ...] | None) -> tuple[int, ...]:
@@ -112,6 +112,5 @@ def summary_figure(weights: SavedWeights, ways: int, episodes: int, seed: int) -
     summary, config = weights.summary, weights.config
     if not weights.tested_by_summary or (episodes, seed) != (config.test_episodes, config.eval_seed):
         return ""
-    prefix = weights.summary_prefix
-    mean, ci = (summary.get(test_field(key, ways, config.ways, prefix)) for key in ("test_accuracy", "test_ci95"))
+    mean, ci = test_figure(summary, ways, config.ways, weights.summary_prefix)
     return format_ci(mean, ci) if mean is not None and ci is not None else ""

@@ -5,6 +5,9 @@ No torch here: ``mann report`` reads summaries without it.
 
 from __future__ import annotations
 
+# The figures of one test, in fixed_test_scores's order.
+TEST_KEYS = ("test_accuracy", "test_ci95", "test_loss")
+
 # The fields testing best.pt, the best validation loss's weights: best_val_test_accuracy ...
 BEST_PREFIX = "best_val_"
 
@@ -20,4 +23,9 @@ def test_fields(tests: dict[int, tuple[float, float, float]], own_ways: int, pre
     N first, then the others."""
     ordered = sorted(tests, key=lambda ways: ways != own_ways)
     return {test_field(key, ways, own_ways, prefix): value for ways in ordered
-            for key, value in zip(("test_accuracy", "test_ci95", "test_loss"), tests[ways])}
+            for key, value in zip(TEST_KEYS, tests[ways])}
+
+
+def test_figure(summary: dict, ways: int, own_ways: int, prefix: str = "") -> tuple:
+    """(accuracy, CI) of one test in a summary or a sweep row, each None where it lacks the field."""
+    return tuple(summary.get(test_field(key, ways, own_ways, prefix)) for key in TEST_KEYS[:2])
