@@ -1,7 +1,9 @@
 """N-way K-shot episodes in the assignment's layout, sampled in whole batches.
 
 One batch holds B episodes. Episode b draws N distinct classes of the split and
-K+1 distinct drawers of each class; rows 0..K-1 hold the K support images of
+K+1 distinct drawers of each class (or, with ``distinct_characters``, N distinct
+characters and one random rotation of each, as Finn et al.'s MAML code draws
+Omniglot tasks, so two rotations of one character never meet in an episode); rows 0..K-1 hold the K support images of
 classes 0..N-1 in class order, row K holds one query image of each of the same
 N classes in a random order, its one-hot labels permuted with it.
 
@@ -20,7 +22,7 @@ import torch
 
 from episodes.errors import UsageError
 from episodes.layout import DRAWERS, check_episode_shape
-from episodes.splits import Split
+from episodes.splits import Split, classes_by_character
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,21 @@ def random_permutations(generator: torch.Generator, rows: int, size: int) -> tor
 
 
 def sample_indices(
-    generator: torch.Generator, num_classes: int, ways: int, shots: int, batch_size: int
+    generator: torch.Generator, num_classes: int, ways: int, shots: int, batch_size: int,
+    by_character: torch.Tensor | None = None,
 ) -> EpisodeIndices:
-    """Draw a batch of episodes: distinct classes, distinct drawers, a query order."""
-    classes = distinct_choice(generator, num_classes, ways, batch_size)
+    """Draw a batch of episodes: distinct classes, distinct drawers, a query order.
+
+    by_character: int64 [G, R], the R classes of each of G characters
+    (:func:`episodes.splits.classes_by_character`): draw N distinct characters and
+    a uniform one of each one's classes instead of N distinct classes.
+    """
+    if by_character is None:
+        classes = distinct_choice(generator, num_classes, ways, batch_size)
+    else:
+        characters = distinct_choice(generator, by_character.shape[0], ways, batch_size)
+        turn = torch.randint(0, by_character.shape[1], (batch_size, ways), generator=generator)
+        classes = by_character[characters, turn]
     drawers = distinct_choice(generator, DRAWERS, shots + 1, batch_size * ways)
     query_order = random_permutations(generator, batch_size, ways)
     return EpisodeIndices(classes, drawers.view(batch_size, ways, shots + 1), query_order)
@@ -117,8 +130,15 @@ class EpisodeSampler:
         batch_size: int = 128,
         seed: int = 0,
         device: str | torch.device = "cpu",
+        distinct_characters: bool = False,
     ) -> None:
         check_episode_shape(ways, shots, batch_size, split.num_classes)
+        self.by_character = None
+        if distinct_characters:
+            self.by_character = torch.from_numpy(classes_by_character(split))
+            if ways > self.by_character.shape[0]:
+                raise UsageError(f"N (ways) = {ways} distinct characters, but split {split.scheme}/{split.part} has "
+                                 f"{self.by_character.shape[0]}; use --ways {self.by_character.shape[0]} or fewer")
         self.split = split
         self.ways, self.shots, self.batch_size, self.seed = ways, shots, batch_size, seed
         self.device = torch.device(device)
@@ -127,7 +147,8 @@ class EpisodeSampler:
         self.generator = torch.Generator().manual_seed(seed)
 
     def sample_indices(self) -> EpisodeIndices:
-        return sample_indices(self.generator, self.split.num_classes, self.ways, self.shots, self.batch_size)
+        return sample_indices(self.generator, self.split.num_classes, self.ways, self.shots, self.batch_size,
+                              self.by_character)
 
     def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
         """images float32 [B, K+1, N, D], labels float32 [B, K+1, N, N] (D = 784)."""
@@ -152,14 +173,18 @@ EVAL_BATCH = 250  # fixed, so the evaluation episodes never depend on a training
 
 
 def fixed_episodes(
-    split: Split, ways: int, shots: int, episodes: int, seed: int, device: str | torch.device = "cpu"
+    split: Split, ways: int, shots: int, episodes: int, seed: int, device: str | torch.device = "cpu",
+    distinct_characters: bool = False,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The evaluation episodes for (split, N, K, seed): the same for every model.
 
     Returns batches (images float32 [b, K+1, N, 784], labels float32 [b, K+1, N, N])
     holding ``episodes`` episodes in all; MANN and baselines are scored on these.
+    distinct_characters: N distinct characters per episode (Finn et al.'s tasks), a
+    different set of episodes from the default's.
     """
     if episodes < 1:
         raise UsageError(f"episodes = {episodes}: evaluate on at least 1 episode (600+ is the convention)")
-    sampler = EpisodeSampler(split, ways, shots, batch_size=EVAL_BATCH, seed=seed, device=device)
+    sampler = EpisodeSampler(split, ways, shots, batch_size=EVAL_BATCH, seed=seed, device=device,
+                             distinct_characters=distinct_characters)
     return sampler.fixed_batches(episodes)

@@ -209,6 +209,28 @@ def make_split(
     )
 
 
+def classes_by_character(split: Split) -> np.ndarray:
+    """int64 [G, R]: row g the R classes (indices into the split) of its g-th character, one per rotation.
+
+    Characters in order of first appearance, classes in split order. UsageError unless every
+    character holds the same R > 1 classes (vinyals, or cs330 / lake with --rotations): only then
+    can an episode draw N distinct characters and one rotation of each uniformly.
+    """
+    character = [vinyals_character(c) if split.scheme == "vinyals" else c.split("@", 1)[0]
+                 for c in split.characters]
+    groups: dict[str, list[int]] = {}
+    for index, name in enumerate(character):
+        groups.setdefault(name, []).append(index)
+    sizes = {len(g) for g in groups.values()}
+    if sizes == {1}:
+        raise UsageError(f"split {split.scheme}/{split.part} holds one class per character, so distinct classes are "
+                         f"already distinct characters; drop --distinct-characters, or add --rotations")
+    if len(sizes) != 1:
+        raise UsageError(f"split {split.scheme}/{split.part}: its characters hold {min(sizes)} to {max(sizes)} "
+                         f"classes each; distinct-character episodes need the same number for every character")
+    return np.array(list(groups.values()), dtype=np.int64)
+
+
 def vinyals_split(data: OmniglotStore, part: str, seed: int = 1) -> Split:
     """One part of the vinyals lists: class c is its character's 20 drawers turned
     counter-clockwise by the listed angle (images uint8 [C, 20, S, S])."""

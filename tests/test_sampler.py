@@ -110,3 +110,31 @@ def test_fixed_episodes_do_not_depend_on_anything_but_their_seed(train):
 def test_bad_shapes_are_refused_before_any_work(train, ways, shots, batch, match):
     with pytest.raises(UsageError, match=match):
         EpisodeSampler(train, ways, shots, batch_size=batch, seed=0)
+
+
+def test_distinct_character_episodes_draw_one_rotation_of_each_of_n_characters(store):
+    # Finn et al.'s tasks: two rotations of one character never share an episode, and every rotation is drawn.
+    rotated = make_split(store, "cs330", "test", rotations=True)
+    images, labels = EpisodeSampler(rotated, 20, 1, batch_size=500, seed=5, distinct_characters=True).sample()
+    sampler = EpisodeSampler(rotated, 20, 1, batch_size=500, seed=5, distinct_characters=True)
+    drawn = sampler.sample_indices().classes.numpy()  # [500, 20]
+    character = np.array([n.split("@")[0] for n in rotated.characters])[drawn]
+    assert all(len(set(row)) == 20 for row in character)
+    turns = np.array([n.partition("@")[2] or "0" for n in rotated.characters])[drawn]
+    assert set(turns.ravel()) == {"0", "90", "180", "270"}
+    # Plain episodes of the same split do pair rotations of one character now and then (about 1 in 3 here).
+    plain = EpisodeSampler(rotated, 20, 1, batch_size=500, seed=5).sample_indices().classes.numpy()
+    paired = np.array([len(set(row)) < 20 for row in np.array([n.split("@")[0] for n in rotated.characters])[plain]])
+    assert 0.1 < paired.mean() < 0.6
+    assert images.shape == (500, 2, 20, 784) and torch.equal(labels[:, 0], torch.eye(20).expand(500, 20, 20))
+    again = EpisodeSampler(rotated, 20, 1, batch_size=500, seed=5, distinct_characters=True).sample()
+    assert torch.equal(again[0], images) and torch.equal(again[1], labels)
+
+
+def test_distinct_characters_are_refused_where_they_mean_nothing_or_too_few_exist(train, store):
+    with pytest.raises(UsageError, match="one class per character.*drop --distinct-characters, or add --rotations"):
+        EpisodeSampler(train, 5, 1, distinct_characters=True)
+    rotated = make_split(store, "cs330", "val", rotations=True)  # 100 characters, 400 classes
+    with pytest.raises(UsageError, match=r"N \(ways\) = 101 distinct characters.*has 100; use --ways 100 or fewer"):
+        EpisodeSampler(rotated, 101, 1, distinct_characters=True)
+    assert fixed_episodes(rotated, 100, 1, 3, seed=0, distinct_characters=True)[0][0].shape == (3, 2, 100, 784)

@@ -62,6 +62,8 @@ def test_command_prints_and_writes_the_table_and_refuses_what_holds_no_weights(s
     assert written["test accuracy % (95% CI)"][0] == written["summary's %"][0]
     assert main(["test", str(run), "--best", "--data-root", str(synthetic_root), "--quiet"]) == 0
     assert "best val loss" in capsys.readouterr().out
+    assert main(["test", str(run), "--distinct-characters", "--data-root", str(synthetic_root), "--quiet"]) == 2
+    assert "drop --distinct-characters, or add --rotations" in capsys.readouterr().err
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -119,3 +121,15 @@ def test_best_refuses_runs_that_kept_no_best_weights(store, tmp_path):
                          val_episodes=10, test_episodes=20, device="cpu"), store, tmp_path / "refit", progress=False)
     with pytest.raises(UsageError, match="refit run .*Test it without --best"):
         scored([tmp_path / "refit"], store, best=True)
+
+
+def test_distinct_characters_scores_other_episodes_and_refuses_splits_without_rotations(store, tmp_path):
+    summary = train_on(make_config(**{**TINY, "rotations": True}), store, tmp_path / "rotated", progress=False)
+    [own] = scored([tmp_path / "rotated"], store).to_dict("records")
+    [finn] = scored([tmp_path / "rotated"], store, distinct_characters=True).to_dict("records")
+    assert own["classes of an episode"] == "distinct classes" and own["test_accuracy"] == summary["test_accuracy"]
+    assert finn["classes of an episode"] == "distinct characters" and finn["summary's %"] == ""
+    assert finn["test_accuracy"] != own["test_accuracy"] and finn["test fingerprint"] == own["test fingerprint"]
+    train_on(make_config(**{**TINY, "steps": 2}), store, tmp_path / "plain", progress=False)
+    with pytest.raises(UsageError, match=r"plain.*one class per character.*drop --distinct-characters"):
+        scored([tmp_path / "rotated", tmp_path / "plain"], store, distinct_characters=True)

@@ -12,7 +12,7 @@ from PIL import Image
 from conftest import identity_store
 from episodes import UsageError, make_split
 from episodes.omniglot import OmniglotStore
-from episodes.splits import check_vinyals_lists, vinyals_character, vinyals_lines
+from episodes.splits import check_vinyals_lists, classes_by_character, vinyals_character, vinyals_lines
 
 
 def names(split):
@@ -161,3 +161,17 @@ def test_rot090_is_pils_counter_clockwise_rotate():
     for angle, rotated in pil.items():
         np.testing.assert_array_equal(np.rot90(pixels, angle // 90, axes=(-2, -1)), rotated)
     assert not np.array_equal(pil[90], pil[270])
+
+
+def test_classes_by_character_groups_each_characters_rotations(store):
+    vinyals = make_split(vinyals_store(), "vinyals", "test")
+    groups = classes_by_character(vinyals)
+    assert groups.shape == (423, 4)
+    for row in groups[[0, 211, 422]]:
+        names = [vinyals.characters[c] for c in row]
+        assert len({vinyals_character(n) for n in names}) == 1
+        assert sorted(n.rsplit("/", 1)[1] for n in names) == ["rot000", "rot090", "rot180", "rot270"]
+    rotated = make_split(store, "cs330", "val", rotations=True)
+    groups = classes_by_character(rotated)
+    assert groups.shape == (100, 4) and sorted(groups.ravel()) == list(range(400))
+    assert [rotated.characters[c] for c in groups[0]] == [rotated.characters[0] + s for s in ("", "@90", "@180", "@270")]

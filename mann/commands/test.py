@@ -31,6 +31,11 @@ def add_parser(sub) -> None:
     p.add_argument("--best", action="store_true",
                    help="the weights of the best validation loss (a run folder's best.pt, or a checkpoint's copy) "
                         "instead of the last")
+    p.add_argument("--distinct-characters", action="store_true",
+                   help="draw each test episode's N classes from N distinct characters, one random rotation each, as "
+                        "Finn et al.'s MAML code draws Omniglot tasks (default: the run's own test, N distinct "
+                        "classes, where two rotations of one character can meet, as in the vinyals lists and "
+                        "ProtoNets' code); other episodes than the run's, for splits of rotated classes")
     p.add_argument("--out", default=None, help="also write test.csv and test.md there")
     p.add_argument("--command", default=None, help="the command that produced the weights, written under the table")
     p.add_argument("--device", default="cpu", help="cpu | cuda (default %(default)s)")
@@ -53,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
     table = reporting.score_saved_weights(args.weights, store_for, tuple(args.ways) if args.ways else None,
                                           args.episodes, args.eval_seed, device, progress=not args.quiet,
-                                          best=args.best)
+                                          best=args.best, distinct_characters=args.distinct_characters)
     markdown = table.drop(columns=RAW_COLUMNS).to_markdown(index=False)
     if out is not None:
         reporting.write_table(out, "test", table, markdown, args.command)

@@ -7,8 +7,10 @@ episodes its own run is (or will be) tested on, so a checkpoint at step S scores
 what ``mann train ... --steps S`` would report, and a finished run scores its
 summary's figure again (the table shows both). ``best`` scores the weights of the
 best validation loss instead, which a run without early stopping keeps beside its
-last ones (an unstable run's last weights can sit in a dip). Every path is loaded
-and checked before any is scored.
+last ones (an unstable run's last weights can sit in a dip). ``distinct_characters``
+scores them on Finn et al.'s kind of episodes instead (N distinct characters, one
+random rotation each), which is not the run's own test. Every path is loaded and
+checked before any is scored.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pandas as pd
 from episodes.errors import UsageError
 from episodes.layout import check_episode_shape
 from episodes.omniglot import OmniglotStore
-from episodes.splits import make_split
+from episodes.splits import classes_by_character, make_split
 from mann.stats import format_ci
 from mann.training.run_folder import SavedWeights, load_weights
 from mann.training.scoring import fixed_test_scores
@@ -50,6 +52,7 @@ def score_saved_weights(
     device: str = "cpu",
     progress: bool = True,
     best: bool = False,
+    distinct_characters: bool = False,
 ) -> pd.DataFrame:
     """One row per (path, N): the weights' test accuracy ± 95% CI on their run's fixed test episodes.
 
@@ -71,9 +74,13 @@ def score_saved_weights(
                              f"fingerprint {stored}, this data gives {split.fingerprint}; point --data-root at "
                              f"the Omniglot it was trained on")
         ns = tested_ways(weights, ways)
+        try:
+            characters = len(classes_by_character(split)) if distinct_characters else split.num_classes
+        except UsageError as err:
+            raise UsageError(f"{weights.source}: {err}") from None
         for n in ns:
             try:
-                check_episode_shape(n, config.shots, 1, split.num_classes)
+                check_episode_shape(n, config.shots, 1, characters)
             except UsageError as err:
                 raise UsageError(f"{weights.source}: {err} (in {split.scheme}/{split.part})") from None
         plans.append((weights, split, ns))
@@ -83,7 +90,8 @@ def score_saved_weights(
         config = weights.config
         count = episodes or config.test_episodes
         seed = config.eval_seed if eval_seed is None else eval_seed
-        scores = fixed_test_scores(weights.learner, split, ns, config.shots, count, seed, device, progress)
+        scores = fixed_test_scores(weights.learner, split, ns, config.shots, count, seed, device, progress,
+                                   distinct_characters)
         for n, (mean, ci, loss) in scores.items():
             rows.append({
                 "weights": str(weights.source),
@@ -96,9 +104,10 @@ def score_saved_weights(
                 "weights of": "best val loss" if weights.best else "last step",
                 "phase": "refit" if weights.phase == 2 else "train",
                 "test accuracy % (95% CI)": format_ci(mean, ci),
-                "summary's %": summary_figure(weights, n, count, seed),
+                "summary's %": "" if distinct_characters else summary_figure(weights, n, count, seed),
                 "test loss": round(loss, 4),
                 "test episodes": count,
+                "classes of an episode": "distinct characters" if distinct_characters else "distinct classes",
                 "eval seed": seed,
                 "test fingerprint": split.fingerprint,
                 "test_accuracy": mean,

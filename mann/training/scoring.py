@@ -38,12 +38,14 @@ def evaluate(learner: Learner, batches: list[Batch], progress: bool = False, des
 
 
 def fixed_test_scores(learner: Learner, split: Split, ways: tuple[int, ...], shots: int, episodes: int, seed: int,
-                        device: str | torch.device = "cpu", progress: bool = False) -> dict[int, tuple[float, float, float]]:
+                      device: str | torch.device = "cpu", progress: bool = False,
+                      distinct_characters: bool = False) -> dict[int, tuple[float, float, float]]:
     """{N: (accuracy, its 95% CI, mean query loss)} of the learner on ``fixed_episodes(split, N, shots,
-    episodes, seed)`` for each N in ``ways``: the test every run and every saved checkpoint gets."""
+    episodes, seed)`` for each N in ``ways``: the test every run and every saved checkpoint gets
+    (``distinct_characters``: on Finn et al.'s kind of episodes instead, N distinct characters each)."""
     tests = {}
     for n in ways:
-        batches = fixed_episodes(split, n, shots, episodes, seed, device)
+        batches = fixed_episodes(split, n, shots, episodes, seed, device, distinct_characters)
         accuracy, loss = evaluate(learner, batches, progress=progress, desc=f"test N={n}")
         tests[n] = (*mean_ci95(accuracy), loss)
     return tests
