@@ -54,8 +54,8 @@ def mann_and_protonet_runs(store, tmp_path_factory):
     seen = {}
 
     def recorder(name):
-        def record(split, ways, shots, episodes, seed, device="cpu"):
-            batches = fixed_episodes(split, ways, shots, episodes, seed, device)
+        def record(split, ways, shots, episodes, seed, device="cpu", distinct_characters=False):
+            batches = fixed_episodes(split, ways, shots, episodes, seed, device, distinct_characters)
             if split.part == "test":
                 seen[name] = batches
             return batches

@@ -34,6 +34,9 @@ def run_cli(args, capsys):
         (["--split", "vinyals", "--rotations"], "lists already hold every character at 0/90/180/270 degrees"),
         (["--split", "vinyals"], "vinyals needs the full Omniglot"),
         (["--batch-size", "8", "--micro-batch", "9"], "--micro-batch 9: more than the 8 episodes"),
+        (["--distinct-characters"], "add --rotations, or drop --distinct-characters"),
+        (["--ways", "101", "--rotations", "--distinct-characters"],
+         "N (ways) = 101 distinct characters, but the split has 100; use --ways 100 or fewer"),
     ],
 )
 def test_bad_training_flags(flags, match, synthetic_root, tmp_path, capsys):
@@ -105,3 +108,7 @@ def test_sweep_reproduce_line_keeps_a_non_default_resize():
     line = sweep.command_line(parser.parse_args(["sweep", "--split", "vinyals", "--resize", "nearest"]))
     assert "--resize nearest" in line and "--split vinyals" in line
     assert "--resize" not in sweep.command_line(parser.parse_args(["sweep", "--split", "vinyals"]))
+    line = sweep.command_line(parser.parse_args(["sweep", "--split", "vinyals", "--distinct-characters"]))
+    assert line.endswith("--distinct-characters")
+    assert sweep.spec_from_args(parser.parse_args(["sweep", "--split", "vinyals", "--distinct-characters"])
+                                ).settings["distinct_characters"] is True

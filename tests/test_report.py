@@ -315,3 +315,14 @@ def test_papers_report_prints_each_stores_measured_gap_reasons_and_refuses_bad_o
         assert main(["report", "--papers", str(store), "--out", str(out)]) == 2
         assert message in capsys.readouterr().err
         assert (out / "table.md").read_text() == "kept"  # refused before anything was rewritten
+
+
+def test_tables_tell_runs_on_finn_et_als_tasks_apart():
+    import pandas as pd
+
+    from mann.reporting.tables import split_labels
+
+    runs = pd.DataFrame({"split": ["vinyals", "cs330", "cs330", None],
+                         "rotations": [False, True, True, None], "distinct_characters": [True, True, False, None]})
+    assert split_labels(runs) == ["vinyals, distinct characters", "cs330 + rotations, distinct characters",
+                                  "cs330 + rotations", "cs330"]

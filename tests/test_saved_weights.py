@@ -130,6 +130,13 @@ def test_distinct_characters_scores_other_episodes_and_refuses_splits_without_ro
     assert own["classes of an episode"] == "distinct classes" and own["test_accuracy"] == summary["test_accuracy"]
     assert finn["classes of an episode"] == "distinct characters" and finn["summary's %"] == ""
     assert finn["test_accuracy"] != own["test_accuracy"] and finn["test fingerprint"] == own["test fingerprint"]
+    # A run trained on such tasks is validated and tested on them too: that is its own test.
+    trained = train_on(make_config(**{**TINY, "rotations": True, "distinct_characters": True}), store,
+                       tmp_path / "finn", progress=False)
+    for flag in (False, True):
+        [row] = scored([tmp_path / "finn"], store, distinct_characters=flag).to_dict("records")
+        assert row["classes of an episode"] == "distinct characters"
+        assert row["test_accuracy"] == trained["test_accuracy"] and row["summary's %"] != ""
     train_on(make_config(**{**TINY, "steps": 2}), store, tmp_path / "plain", progress=False)
     with pytest.raises(UsageError, match=r"plain.*one class per character.*drop --distinct-characters"):
         scored([tmp_path / "rotated", tmp_path / "plain"], store, distinct_characters=True)

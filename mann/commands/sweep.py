@@ -62,6 +62,8 @@ def add_parser(sub) -> None:
     for flag, dest in _SETTING_FLAGS:
         settings.add_argument(flag, dest=dest, type=float if dest == "checkpoint_minutes" else int, default=None)
     settings.add_argument("--rotations", action="store_true", default=None, help="add rotated copies as classes")
+    settings.add_argument("--distinct-characters", action="store_true", default=None,
+                          help="episodes of N distinct characters, one rotation each (see mann train)")
     settings.add_argument("--resize", choices=RESIZES, default=None,
                           help="lanczos | nearest: how the 28x28 images are made (default lanczos; see mann train)")
     settings.add_argument("--no-fast", dest="fast", action="store_false", default=None,
@@ -87,7 +89,7 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     """The sweep the flags describe; UsageError for contradictory or missing choices."""
     axes = {dest: getattr(args, dest) for _, dest, _ in _AXIS_FLAGS if getattr(args, dest) is not None}
     settings = {dest: getattr(args, dest) for _, dest in _SETTING_FLAGS if getattr(args, dest) is not None}
-    for key in ("rotations", "fast", "resize"):
+    for key in ("rotations", "distinct_characters", "fast", "resize"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     if args.preset and args.config:
@@ -125,6 +127,8 @@ def command_line(args: argparse.Namespace) -> str:
             words += [flag, str(getattr(args, dest))]
     if args.rotations:
         words.append("--rotations")
+    if args.distinct_characters:
+        words.append("--distinct-characters")
     if args.resize is not None:
         words += ["--resize", args.resize]
     if args.fast is False:

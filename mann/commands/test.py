@@ -33,9 +33,9 @@ def add_parser(sub) -> None:
                         "instead of the last")
     p.add_argument("--distinct-characters", action="store_true",
                    help="draw each test episode's N classes from N distinct characters, one random rotation each, as "
-                        "Finn et al.'s MAML code draws Omniglot tasks (default: the run's own test, N distinct "
+                        "Finn et al.'s MAML code draws Omniglot tasks (default: the run's own test: N distinct "
                         "classes, where two rotations of one character can meet, as in the vinyals lists and "
-                        "ProtoNets' code); other episodes than the run's, for splits of rotated classes")
+                        "ProtoNets' code, unless it trained with --distinct-characters); for splits of rotated classes")
     p.add_argument("--out", default=None, help="also write test.csv and test.md there")
     p.add_argument("--command", default=None, help="the command that produced the weights, written under the table")
     p.add_argument("--device", default="cpu", help="cpu | cuda (default %(default)s)")

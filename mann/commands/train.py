@@ -68,6 +68,10 @@ def add_parser(sub) -> None:
     data.add_argument("--split", default=D.split, help="cs330 | lake | vinyals (default %(default)s)")
     data.add_argument("--split-seed", type=int, default=D.split_seed, help="seed of the character split (default %(default)s; vinyals is fixed lists)")
     data.add_argument("--rotations", action="store_true", help="add 90/180/270° rotated copies as new classes")
+    data.add_argument("--distinct-characters", action="store_true",
+                      help="draw every episode as N distinct characters at one random rotation each, as Finn et "
+                           "al.'s MAML code does (default: N distinct classes, so two rotations of one character "
+                           "can meet); needs --rotations or --split vinyals")
     data.add_argument("--test-episodes", type=int, default=D.test_episodes, help="fixed test episodes (default %(default)s)")
     data.add_argument("--eval-seed", type=int, default=D.eval_seed, help="seed of the fixed val/test episodes")
     data.add_argument("--also-test-ways", type=int, nargs="+", metavar="N",
@@ -94,7 +98,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         adapt_steps=args.adapt_steps, test_adapt_steps=args.test_adapt_steps, first_order=args.first_order,
         maml_impl=args.maml_impl, published_learner=args.published_learner,
         train_ways=args.train_ways, train_queries=args.train_queries, val_queries=args.val_queries, patience=args.patience, refit=args.refit,
-        also_test_ways=tuple(args.also_test_ways) if args.also_test_ways else None, split=args.split, split_seed=args.split_seed, rotations=args.rotations, resize=args.resize,
+        also_test_ways=tuple(args.also_test_ways) if args.also_test_ways else None, split=args.split, split_seed=args.split_seed, rotations=args.rotations, distinct_characters=args.distinct_characters, resize=args.resize,
         test_episodes=args.test_episodes, eval_seed=args.eval_seed, device=args.device, micro_batch=args.micro_batch,
     )
 

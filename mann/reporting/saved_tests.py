@@ -8,8 +8,9 @@ what ``mann train ... --steps S`` would report, and a finished run scores its
 summary's figure again (the table shows both). ``best`` scores the weights of the
 best validation loss instead, which a run without early stopping keeps beside its
 last ones (an unstable run's last weights can sit in a dip). ``distinct_characters``
-scores them on Finn et al.'s kind of episodes instead (N distinct characters, one
-random rotation each), which is not the run's own test. Every path is loaded and
+scores them on Finn et al.'s kind of episodes (N distinct characters, one random
+rotation each), the own test of a run trained on them and another test for the
+rest. Every path is loaded and
 checked before any is scored.
 """
 
@@ -75,7 +76,8 @@ def score_saved_weights(
                              f"the Omniglot it was trained on")
         ns = tested_ways(weights, ways)
         try:
-            characters = len(classes_by_character(split)) if distinct_characters else split.num_classes
+            draws = distinct_characters or config.distinct_characters
+            characters = len(classes_by_character(split)) if draws else split.num_classes
         except UsageError as err:
             raise UsageError(f"{weights.source}: {err}") from None
         for n in ns:
@@ -90,8 +92,9 @@ def score_saved_weights(
         config = weights.config
         count = episodes or config.test_episodes
         seed = config.eval_seed if eval_seed is None else eval_seed
-        scores = fixed_test_scores(weights.learner, split, ns, config.shots, count, seed, device, progress,
-                                   distinct_characters)
+        draws = distinct_characters or config.distinct_characters
+        others = distinct_characters and not config.distinct_characters  # not the episodes of the run's test
+        scores = fixed_test_scores(weights.learner, split, ns, config.shots, count, seed, device, progress, draws)
         for n, (mean, ci, loss) in scores.items():
             rows.append({
                 "weights": str(weights.source),
@@ -104,10 +107,10 @@ def score_saved_weights(
                 "weights of": "best val loss" if weights.best else "last step",
                 "phase": "refit" if weights.phase == 2 else "train",
                 "test accuracy % (95% CI)": format_ci(mean, ci),
-                "summary's %": "" if distinct_characters else summary_figure(weights, n, count, seed),
+                "summary's %": "" if others else summary_figure(weights, n, count, seed),
                 "test loss": round(loss, 4),
                 "test episodes": count,
-                "classes of an episode": "distinct characters" if distinct_characters else "distinct classes",
+                "classes of an episode": "distinct characters" if draws else "distinct classes",
                 "eval seed": seed,
                 "test fingerprint": split.fingerprint,
                 "test_accuracy": mean,

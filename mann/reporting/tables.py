@@ -42,13 +42,17 @@ def collect(folder: str | Path) -> pd.DataFrame:
 
 
 def split_labels(runs: pd.DataFrame) -> list[str]:
-    """Each run's split as a reader tells runs apart: "vinyals", "cs330 + rotations", ...
+    """Each run's split as a reader tells runs apart: "vinyals", "cs330 + rotations", "vinyals, distinct
+    characters" (episodes of Finn et al.'s kind), ...
 
     Summaries written before ``--split`` existed hold none: those runs used cs330, then the only split.
     """
     splits = runs["split"].fillna("cs330") if "split" in runs else pd.Series("cs330", index=runs.index)
-    rotated = runs["rotations"].fillna(False).astype(bool) if "rotations" in runs else pd.Series(False, index=runs.index)
-    return [f"{split} + rotations" if rot else str(split) for split, rot in zip(splits, rotated)]
+    def flag(name: str) -> pd.Series:
+        return runs[name].fillna(False).astype(bool) if name in runs else pd.Series(False, index=runs.index)
+
+    return [f"{split}{' + rotations' if rot else ''}{', distinct characters' if distinct else ''}"
+            for split, rot, distinct in zip(splits, flag("rotations"), flag("distinct_characters"))]
 
 
 def accuracy_table(runs: pd.DataFrame) -> pd.DataFrame:

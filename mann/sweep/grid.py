@@ -62,6 +62,7 @@ AXES: dict[str, tuple[str, type]] = {
 SETTINGS: dict[str, type] = {
     "split_seed": int,
     "rotations": bool,
+    "distinct_characters": bool,
     "resize": str,
     "eval_every": int,
     "patience": int,

@@ -38,7 +38,7 @@ LOCK_FILE = ".lock"
 LEGACY_IDENTITY = {"model": "mann", "lr_halve_every": 0, "train_ways": None, "fast_lr": None, "adapt_steps": None,
                    "test_adapt_steps": None, "first_order": None, "train_queries": None, "val_queries": None, "patience": 0,
                    "refit": False, "also_test_ways": [], "resize": "lanczos", "maml_impl": None,
-                   "published_learner": None}
+                   "published_learner": None, "distinct_characters": False}
 
 
 def legacy_identity(identity: dict) -> dict:

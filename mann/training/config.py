@@ -41,6 +41,9 @@ class TrainConfig:
         (Snell et al.'s final models); needs patience.
     also_test_ways: more N to test the final weights on, each on its own fixed
         episodes (one ProtoNets model serves the 5- and 20-way tests).
+    distinct_characters: draw every episode (training, validation, test) as N distinct
+        characters at one random rotation each, as Finn et al.'s MAML code draws Omniglot
+        tasks, instead of N distinct classes (needs rotated classes: vinyals or rotations).
     resize: how the store's 28x28 images were made (episodes.omniglot: lanczos, or
         nearest as the papers' code did); the store a run gets must match it.
     micro_batch: run forward and backward on so many episodes of a step at a time and
@@ -72,6 +75,7 @@ class TrainConfig:
     split: str = "cs330"
     split_seed: int = 1
     rotations: bool = False
+    distinct_characters: bool = False
     resize: str = "lanczos"
     eval_every: int = 100
     patience: int = 0
@@ -237,6 +241,9 @@ def config_checks(c: TrainConfig) -> list[Check]:
         (not (c.split == "vinyals" and c.rotations),
          "--rotations does not apply to --split vinyals: its lists already hold every character at "
          "0/90/180/270 degrees as four classes; drop --rotations"),
+        (not c.distinct_characters or c.rotations or c.split == "vinyals",
+         f"--distinct-characters with --split {c.split} and no --rotations: every character is one class, so "
+         f"distinct classes are distinct characters already; add --rotations, or drop --distinct-characters"),
         (c.eval_every >= 1, f"--eval-every {c.eval_every}: use 1 or more steps"),
         (isinstance(c.patience, int) and c.patience >= 0,
          f"--patience {c.patience}: use 0 (never stop early) or a number of evaluations"),

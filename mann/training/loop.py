@@ -88,7 +88,7 @@ def train(
     checkpoint = out / "checkpoint.pt"
     state = load_checkpoint(checkpoint, config) if resume and checkpoint.exists() else None
     val_batches = fixed_episodes(splits.val, config.ways, config.shots + config.validation_queries - 1,
-                                 config.val_episodes, config.eval_seed, device)
+                                 config.val_episodes, config.eval_seed, device, config.distinct_characters)
     first_runs_now = state is None or state.get("phase", 1) == 1
     if first_runs_now:
         first = run_phase(config, 1, splits.train, val_batches, config.steps, device, out, state, progress, on_step,
@@ -114,7 +114,7 @@ def train(
 
     def test() -> dict[int, tuple[float, float, float]]:
         return fixed_test_scores(learner, splits.test, (config.ways, *config.also_test_ways), config.shots,
-                                 config.test_episodes, config.eval_seed, device, progress)
+                                 config.test_episodes, config.eval_seed, device, progress, config.distinct_characters)
 
     tests = test()
     state_dict = learner.module.state_dict()
@@ -178,7 +178,7 @@ def run_phase(
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, config.lr_halve_every, 0.5) if config.lr_halve_every else None
     queries = config.queries
     sampler = EpisodeSampler(split, config.training_ways, config.shots + queries - 1, config.batch_size, config.seed,
-                             device)
+                             device, config.distinct_characters)
 
     start_step, log_rows, elapsed = 0, [], 0.0
     best = {"loss": float("inf"), "step": 0, "wait": 0, "model": None}
