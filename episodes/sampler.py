@@ -1,11 +1,12 @@
 """N-way K-shot episodes in the assignment's layout, sampled in whole batches.
 
 One batch holds B episodes. Episode b draws N distinct classes of the split and
-K+1 distinct drawers of each class (or, with ``distinct_characters``, N distinct
-characters and one random rotation of each, as Finn et al.'s MAML code draws
-Omniglot tasks, so two rotations of one character never meet in an episode); rows 0..K-1 hold the K support images of
-classes 0..N-1 in class order, row K holds one query image of each of the same
-N classes in a random order, its one-hot labels permuted with it.
+K+1 distinct drawers of each class (with ``distinct_characters``: N distinct
+characters at one random rotation each, as Finn et al.'s MAML code draws Omniglot
+tasks, so two rotations of one character never meet in an episode). Rows 0..K-1
+hold the K support images of classes 0..N-1 in class order, row K holds one query
+image of each of the same N classes in a random order, its one-hot labels
+permuted with it.
 
 All randomness comes from the sampler's own CPU ``torch.Generator``: the same
 seed gives the same episodes on every device, and the indices are tiny, so
@@ -22,7 +23,7 @@ import torch
 
 from episodes.errors import UsageError
 from episodes.layout import DRAWERS, check_episode_shape
-from episodes.splits import Split, classes_by_character
+from episodes.splits import Split, character_groups_for
 
 
 @dataclass(frozen=True)
@@ -133,12 +134,7 @@ class EpisodeSampler:
         distinct_characters: bool = False,
     ) -> None:
         check_episode_shape(ways, shots, batch_size, split.num_classes)
-        self.by_character = None
-        if distinct_characters:
-            self.by_character = torch.from_numpy(classes_by_character(split))
-            if ways > self.by_character.shape[0]:
-                raise UsageError(f"N (ways) = {ways} distinct characters, but split {split.scheme}/{split.part} has "
-                                 f"{self.by_character.shape[0]}; use --ways {self.by_character.shape[0]} or fewer")
+        self.by_character = torch.from_numpy(character_groups_for(split, ways)) if distinct_characters else None
         self.split = split
         self.ways, self.shots, self.batch_size, self.seed = ways, shots, batch_size, seed
         self.device = torch.device(device)

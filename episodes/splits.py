@@ -231,6 +231,16 @@ def classes_by_character(split: Split) -> np.ndarray:
     return np.array(list(groups.values()), dtype=np.int64)
 
 
+def character_groups_for(split: Split, ways: int) -> np.ndarray:
+    """:func:`classes_by_character` of ``split``, after checking it has the N = ``ways`` distinct
+    characters an episode of that kind needs (UsageError otherwise)."""
+    groups = classes_by_character(split)
+    if ways > len(groups):
+        raise UsageError(f"N (ways) = {ways} distinct characters, but split {split.scheme}/{split.part} has "
+                         f"{len(groups)}; use --ways {len(groups)} or fewer, or drop --distinct-characters")
+    return groups
+
+
 def vinyals_split(data: OmniglotStore, part: str, seed: int = 1) -> Split:
     """One part of the vinyals lists: class c is its character's 20 drawers turned
     counter-clockwise by the listed angle (images uint8 [C, 20, S, S])."""

@@ -36,7 +36,7 @@ def run_cli(args, capsys):
         (["--batch-size", "8", "--micro-batch", "9"], "--micro-batch 9: more than the 8 episodes"),
         (["--distinct-characters"], "add --rotations, or drop --distinct-characters"),
         (["--ways", "101", "--rotations", "--distinct-characters"],
-         "N (ways) = 101 distinct characters, but the split has 100; use --ways 100 or fewer"),
+         "N (ways) = 101 distinct characters, but split cs330/val has 100; use --ways 100 or fewer"),
     ],
 )
 def test_bad_training_flags(flags, match, synthetic_root, tmp_path, capsys):

@@ -9,9 +9,8 @@ summary's figure again (the table shows both). ``best`` scores the weights of th
 best validation loss instead, which a run without early stopping keeps beside its
 last ones (an unstable run's last weights can sit in a dip). ``distinct_characters``
 scores them on Finn et al.'s kind of episodes (N distinct characters, one random
-rotation each), the own test of a run trained on them and another test for the
-rest. Every path is loaded and
-checked before any is scored.
+rotation each): the own test of a run trained on them, another test for the rest.
+Every path is loaded and checked before any is scored.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import pandas as pd
 from episodes.errors import UsageError
 from episodes.layout import check_episode_shape
 from episodes.omniglot import OmniglotStore
-from episodes.splits import classes_by_character, make_split
+from episodes.splits import character_groups_for, make_split
 from mann.stats import format_ci
 from mann.training.run_folder import SavedWeights, load_weights
 from mann.training.scoring import fixed_test_scores
@@ -75,16 +74,16 @@ def score_saved_weights(
                              f"fingerprint {stored}, this data gives {split.fingerprint}; point --data-root at "
                              f"the Omniglot it was trained on")
         ns = tested_ways(weights, ways)
-        try:
-            draws = distinct_characters or config.distinct_characters
-            characters = len(classes_by_character(split)) if draws else split.num_classes
-        except UsageError as err:
-            raise UsageError(f"{weights.source}: {err}") from None
         for n in ns:
             try:
-                check_episode_shape(n, config.shots, 1, characters)
+                check_episode_shape(n, config.shots, 1, split.num_classes)
             except UsageError as err:
                 raise UsageError(f"{weights.source}: {err} (in {split.scheme}/{split.part})") from None
+            if distinct_characters or config.distinct_characters:
+                try:
+                    character_groups_for(split, n)
+                except UsageError as err:
+                    raise UsageError(f"{weights.source}: {err}") from None
         plans.append((weights, split, ns))
 
     rows = []

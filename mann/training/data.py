@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from episodes.errors import UsageError
 from episodes.layout import check_episode_shape
 from episodes.omniglot import OmniglotStore
-from episodes.splits import Split, classes_by_character, make_split
+from episodes.splits import Split, character_groups_for, make_split
 from mann.training.config import TrainConfig
 
 
@@ -54,10 +54,8 @@ def prepare_splits(store: OmniglotStore, config: TrainConfig) -> RunSplits:
     for split, ways, shots, batch in needs:
         try:
             check_episode_shape(ways, shots, batch, split.num_classes)
-            characters = len(classes_by_character(split)) if config.distinct_characters else ways
-            if ways > characters:
-                raise UsageError(f"N (ways) = {ways} distinct characters, but the split has {characters}; "
-                                 f"use --ways {characters} or fewer, or drop --distinct-characters")
         except UsageError as err:
             raise UsageError(f"{err} (in {split.scheme}/{split.part})") from None
+        if config.distinct_characters:
+            character_groups_for(split, ways)
     return splits
