@@ -44,6 +44,7 @@ CS330_SIZES = {"train": 1100, "val": 100}
 LAKE_VAL = 100
 VINYALS_SIZES = {"train": 4112, "val": 688, "trainval": 4800, "test": 1692}
 _ROTATIONS = {"rot000": 0, "rot090": 1, "rot180": 2, "rot270": 3}  # np.rot90 k (counter-clockwise)
+ROTATED = "@"  # --rotations names a character's turned copies "<character>@90" etc.
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ def make_split(
     if rotations:
         # np.rot90 on the last two axes keeps drawers aligned across rotations.
         images = np.concatenate([np.rot90(images, k, axes=(-2, -1)) for k in range(4)])
-        names = [f"{n}@{90 * k}" if k else n for k in range(4) for n in names]
+        names = [f"{n}{ROTATED}{90 * k}" if k else n for k in range(4) for n in names]
     return Split(
         scheme=scheme,
         part=part,
@@ -216,7 +217,7 @@ def classes_by_character(split: Split) -> np.ndarray:
     character holds the same R > 1 classes (vinyals, or cs330 / lake with --rotations): only then
     can an episode draw N distinct characters and one rotation of each uniformly.
     """
-    character = [vinyals_character(c) if split.scheme == "vinyals" else c.split("@", 1)[0]
+    character = [vinyals_character(c) if split.scheme == "vinyals" else c.split(ROTATED, 1)[0]
                  for c in split.characters]
     groups: dict[str, list[int]] = {}
     for index, name in enumerate(character):

@@ -79,19 +79,19 @@ def score_saved_weights(
                 check_episode_shape(n, config.shots, 1, split.num_classes)
             except UsageError as err:
                 raise UsageError(f"{weights.source}: {err} (in {split.scheme}/{split.part})") from None
-            if distinct_characters or config.distinct_characters:
-                try:
-                    character_groups_for(split, n)
-                except UsageError as err:
-                    raise UsageError(f"{weights.source}: {err}") from None
-        plans.append((weights, split, ns))
+        draws = distinct_characters or config.distinct_characters
+        if draws:
+            try:
+                character_groups_for(split, max(ns))
+            except UsageError as err:
+                raise UsageError(f"{weights.source}: {err}") from None
+        plans.append((weights, split, ns, draws))
 
     rows = []
-    for weights, split, ns in plans:
+    for weights, split, ns, draws in plans:
         config = weights.config
         count = episodes or config.test_episodes
         seed = config.eval_seed if eval_seed is None else eval_seed
-        draws = distinct_characters or config.distinct_characters
         others = distinct_characters and not config.distinct_characters  # not the episodes of the run's test
         scores = fixed_test_scores(weights.learner, split, ns, config.shots, count, seed, device, progress, draws)
         for n, (mean, ci, loss) in scores.items():
