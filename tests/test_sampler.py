@@ -8,6 +8,7 @@ import torch
 
 from conftest import decode_identity
 from episodes import EpisodeSampler, UsageError, fixed_episodes, make_split
+from episodes.splits import ROTATED
 
 
 @pytest.fixture(scope="module")
@@ -118,13 +119,13 @@ def test_distinct_character_episodes_draw_one_rotation_of_each_of_n_characters(s
     images, labels = EpisodeSampler(rotated, 20, 1, batch_size=500, seed=5, distinct_characters=True).sample()
     sampler = EpisodeSampler(rotated, 20, 1, batch_size=500, seed=5, distinct_characters=True)
     drawn = sampler.sample_indices().classes.numpy()  # [500, 20]
-    character = np.array([n.split("@")[0] for n in rotated.characters])[drawn]
-    assert all(len(set(row)) == 20 for row in character)
-    turns = np.array([n.partition("@")[2] or "0" for n in rotated.characters])[drawn]
-    assert set(turns.ravel()) == {"0", "90", "180", "270"}
+    # A class name is "<character>", or "<character>@<degrees>" for a rotated copy.
+    character_of, turn_of = (np.array(parts) for parts in zip(*(n.partition(ROTATED)[::2] for n in rotated.characters)))
+    assert all(len(set(row)) == 20 for row in character_of[drawn])
+    assert set(turn_of[drawn].ravel()) == {"", "90", "180", "270"}
     # Plain episodes of the same split do pair rotations of one character now and then (about 1 in 3 here).
     plain = EpisodeSampler(rotated, 20, 1, batch_size=500, seed=5).sample_indices().classes.numpy()
-    paired = np.array([len(set(row)) < 20 for row in np.array([n.split("@")[0] for n in rotated.characters])[plain]])
+    paired = np.array([len(set(row)) < 20 for row in character_of[plain]])
     assert 0.1 < paired.mean() < 0.6
     assert images.shape == (500, 2, 20, 784) and torch.equal(labels[:, 0], torch.eye(20).expand(500, 20, 20))
     again = EpisodeSampler(rotated, 20, 1, batch_size=500, seed=5, distinct_characters=True).sample()
